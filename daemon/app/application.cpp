@@ -1,0 +1,194 @@
+#include "daemon/app/application.h"
+
+#include "daemon/config/loader.h"
+#include "daemon/dedup/memory_store.h"
+#include "daemon/kafka/embedded_broker.h"
+#include "daemon/observe/http_server.h"
+#include "daemon/observe/log.h"
+#include "daemon/observe/metrics.h"
+#include "daemon/pipeline/router.h"
+#include "daemon/pipeline/worker.h"
+#include "daemon/version.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <set>
+
+namespace kpipe::app {
+namespace log = observe::log;
+namespace asio = boost::asio;
+
+namespace {
+
+std::set<std::string> topicsOf(const config::PipelineSpec& p) {
+  return {p.input.topic, p.output.topic, p.errors.topic, p.errors.audit_topic};
+}
+
+// The pipeline's dedup store. Named memory stores are per pipeline too: the memory store is
+// not shared across threads and each pipeline's ids are its own.
+std::pair<std::unique_ptr<dedup::Store>, std::chrono::milliseconds> makeStore(
+    const config::Config& config, const config::PipelineSpec& p) {
+  if (!p.dedup) return {nullptr, std::chrono::milliseconds(0)};
+  config::StoreSpec spec;
+  if (!p.dedup->store.empty()) spec = config.stores.at(p.dedup->store);
+  return {std::make_unique<dedup::MemoryStore>(spec.max_entries), spec.ttl};
+}
+
+}  // namespace
+
+int run(const config::Config& config) {
+  log::configure(config.log);
+  asio::io_context io(1);
+  observe::Metrics metrics;
+  metrics.build_info.Add({{"version", kVersion}}).Set(1);
+
+  std::unique_ptr<kafka::EmbeddedBroker> embedded;
+  std::string bootstrap = config.kafka.bootstrap;
+  if (config.kafka.embedded()) {
+    auto started = kafka::EmbeddedBroker::start(config.kafka.embedded_broker.brokers);
+    if (auto* error = std::get_if<std::string>(&started)) {
+      log::error("cannot start the embedded broker", {{"error", *error}});
+      return 1;
+    }
+    embedded = std::move(std::get<std::unique_ptr<kafka::EmbeddedBroker>>(started));
+    bootstrap = embedded->bootstrap();
+    for (const auto& p : config.pipelines) {
+      for (const auto& topic : topicsOf(p)) {
+        if (auto error =
+                embedded->createTopic(topic, config.kafka.embedded_broker.default_partitions)) {
+          log::error("embedded broker", {{"error", *error}});
+          return 1;
+        }
+      }
+    }
+    log::warn("embedded broker started: in memory, for development only",
+              {{"bootstrap", bootstrap}});
+  }
+
+  observe::HttpServer http(io);
+  http.route("/metrics", [&metrics] {
+    return observe::HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+                                 metrics.serialize()};
+  });
+  http.route("/healthz", [] {
+    return observe::HttpResponse{200, "text/plain; charset=utf-8", "ok\n"};
+  });
+  if (config.http.enabled) {
+    if (auto error = http.start(config.http.listen_address, config.http.listen_port)) {
+      log::error("http server", {{"error", *error}});
+      return 1;
+    }
+    log::info("http server listening",
+              {{"address", config.http.listen_address}, {"port", static_cast<int>(http.port())}});
+  }
+
+  pipeline::WorkerOptions options;
+  options.bootstrap = bootstrap;
+  options.properties = config.kafka.properties;
+  options.consumer_properties = config.kafka.consumer_properties;
+  options.producer_properties = config.kafka.producer_properties;
+  std::vector<std::unique_ptr<pipeline::Worker>> workers;
+  for (const auto& p : config.pipelines) {
+    auto [store, ttl] = makeStore(config, p);
+    auto created = pipeline::Worker::create(io, p, options, std::move(store), ttl, metrics);
+    if (auto* error = std::get_if<std::string>(&created)) {
+      log::error("cannot start pipeline", {{"pipeline", p.name}, {"error", *error}});
+      return 1;
+    }
+    workers.push_back(std::move(std::get<std::unique_ptr<pipeline::Worker>>(created)));
+  }
+  for (auto& w : workers) w->start();
+  log::info("kpipe running", {{"version", kVersion},
+                              {"pipelines", static_cast<uint64_t>(workers.size())},
+                              {"bootstrap", bootstrap}});
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  size_t running = workers.size();
+  bool stopping = false;
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signal) {
+        if (ec) return;
+        if (stopping) {
+          log::warn("second stop signal: exiting without draining", {{"signal", signal}});
+          std::fflush(nullptr);
+          std::_Exit(128 + signal);
+        }
+        stopping = true;
+        log::info("stop signal: draining pipelines", {{"signal", signal}});
+        signals.async_wait(on_signal);
+        http.stop();
+        if (running == 0) {
+          io.stop();
+          return;
+        }
+        for (auto& w : workers) {
+          w->stop([&] {
+            if (--running == 0) {
+              signals.cancel();
+              io.stop();
+            }
+          });
+        }
+      };
+  signals.async_wait(on_signal);
+  io.run();
+  workers.clear();  // before the embedded broker they talk to
+  log::info("kpipe stopped");
+  return 0;
+}
+
+int check(const std::string& config_file) {
+  auto loaded = config::loadConfig(config_file);
+  std::vector<std::string> errors;
+  for (const auto& e : loaded.errors) errors.push_back(e.str());
+  if (loaded.ok()) {
+    for (const auto& p : loaded.config->pipelines) {
+      // Compiles the schemas exactly as `run` would.
+      auto router = pipeline::Router::build(p, nullptr, std::chrono::milliseconds(0));
+      if (auto* error = std::get_if<std::string>(&router)) {
+        errors.push_back(p.where.str() + ": pipeline " + p.name + ": " + *error);
+      }
+    }
+  }
+  for (const auto& e : errors) std::cerr << e << "\n";
+  if (!errors.empty()) {
+    std::cerr << config_file << ": " << errors.size() << " error" << (errors.size() == 1 ? "" : "s")
+              << "\n";
+    return 1;
+  }
+  std::cout << config_file << ": OK, " << loaded.config->pipelines.size() << " pipeline"
+            << (loaded.config->pipelines.size() == 1 ? "" : "s") << "\n";
+  return 0;
+}
+
+int broker(const BrokerOptions& options) {
+  auto started = kafka::EmbeddedBroker::start(options.brokers);
+  if (auto* error = std::get_if<std::string>(&started)) {
+    std::cerr << "kpipe broker: " << *error << "\n";
+    return 1;
+  }
+  auto& broker = std::get<std::unique_ptr<kafka::EmbeddedBroker>>(started);
+  for (const auto& [name, partitions] : options.topics) {
+    if (auto error =
+            broker->createTopic(name, partitions > 0 ? partitions : options.default_partitions)) {
+      std::cerr << "kpipe broker: " << *error << "\n";
+      return 1;
+    }
+  }
+  // Scripts read this line to find the broker.
+  std::cout << "bootstrap: " << broker->bootstrap() << std::endl;
+  std::cerr << "kpipe broker: embedded (in-memory, not durable) Kafka at " << broker->bootstrap()
+            << "; stop with Ctrl-C\n";
+  asio::io_context io(1);
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int) { io.stop(); });
+  io.run();
+  return 0;
+}
+
+}  // namespace kpipe::app

@@ -1,0 +1,484 @@
+#include "daemon/config/loader.h"
+
+#include "daemon/config/reader.h"
+
+#include <yaml-cpp/depthguard.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <map>
+
+namespace kpipe::config {
+
+namespace fs = std::filesystem;
+using detail::Context;
+using detail::Diagnostics;
+using detail::Field;
+using detail::Need;
+using detail::ObjectReader;
+using detail::Parsed;
+using detail::Parser;
+
+std::string SourceLocation::str() const {
+  if (line <= 0) return file;
+  if (column <= 0) return file + ":" + std::to_string(line);
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+std::string ConfigError::str() const {
+  std::string out = where.str() + ": ";
+  if (!key_path.empty()) out += key_path + ": ";
+  return out + message;
+}
+
+namespace {
+
+// Config files are small; a bigger one is a mistake (or an attack on the parser) and is refused
+// before yaml-cpp sees it.
+constexpr size_t kMaxFileBytes = size_t{4} << 20;
+
+Field documentRoot(const YAML::Node& root) { return Field{"", "", YAML::Mark(), root}; }
+
+// Reads and parses one YAML file. Null node for an empty file; nullopt after a reported error.
+std::optional<YAML::Node> parseFile(const fs::path& path, Diagnostics& diagnostics) {
+  std::error_code ec;
+  fs::file_status status = fs::status(path, ec);
+  if (!fs::exists(status)) {
+    diagnostics.fileError("", "file not found");
+    return std::nullopt;
+  }
+  if (!fs::is_regular_file(status)) {
+    diagnostics.fileError("", "not a regular file");
+    return std::nullopt;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    diagnostics.fileError("", std::string("cannot open: ") + std::strerror(errno));
+    return std::nullopt;
+  }
+  // Read at most one chunk past the limit rather than trusting the size from stat: the file may
+  // be growing, or be something whose size stat does not know.
+  std::string content;
+  char chunk[64 * 1024];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    content.append(chunk, static_cast<size_t>(in.gcount()));
+    if (content.size() > kMaxFileBytes) {
+      diagnostics.fileError("", "file is larger than 4 MiB, the limit for config files");
+      return std::nullopt;
+    }
+  }
+  if (in.bad()) {
+    diagnostics.fileError("", std::string("cannot read: ") + std::strerror(errno));
+    return std::nullopt;
+  }
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(content);
+  } catch (const YAML::DeepRecursion&) {
+    // yaml-cpp's own message for this one is "bad file", and its position is wherever the
+    // parser gave up.
+    diagnostics.fileError("", "YAML nesting is too deep");
+    return std::nullopt;
+  } catch (const YAML::ParserException& e) {
+    diagnostics.error(e.mark, "", "YAML syntax error: " + e.msg);
+    return std::nullopt;
+  }
+  if (documents.empty()) return YAML::Node(YAML::NodeType::Null);
+  if (documents.size() > 1) {
+    diagnostics.error(documents[1].Mark(), "",
+                      "found " + std::to_string(documents.size()) +
+                          " YAML documents (\"---\"); a config file holds exactly one");
+    return std::nullopt;
+  }
+  return documents.front();
+}
+
+// "host:port" or "[v6 address]:port".
+Parser<std::pair<std::string, uint16_t>> hostPort() {
+  using Result = Parsed<std::pair<std::string, uint16_t>>;
+  return {"host:port", [](std::string_view text) {
+            auto fail = [&] {
+              return Result::fail(detail::quote(text) +
+                                  " is not host:port (e.g. 127.0.0.1:9464 or [::1]:9464)");
+            };
+            size_t colon = text.rfind(':');
+            if (colon == text.npos) return fail();
+            std::string_view host = text.substr(0, colon);
+            std::string_view port_text = text.substr(colon + 1);
+            if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+              host = host.substr(1, host.size() - 2);
+            } else if (host.find(':') != host.npos) {
+              return fail();  // an IPv6 address needs brackets, or the port is ambiguous
+            }
+            if (host.empty()) return fail();
+            auto port = detail::integerIn<uint16_t>(0, 65535).parse(port_text);
+            if (!port.value) {
+              return Result::fail(detail::quote(text) + ": port must be a number from 0 to 65535");
+            }
+            return Result::ok({std::string(host), *port.value});
+          }};
+}
+
+// --- kpipe.yaml -------------------------------------------------------------------------------
+
+void readKafka(ObjectReader& r, KafkaSpec& kafka) {
+  r.scalar("bootstrap", kafka.bootstrap, detail::nonEmptyString());
+  r.object("embedded", Need::Optional, [&](ObjectReader& e) {
+    e.scalar("brokers", kafka.embedded_broker.brokers, detail::integerIn(1));
+    e.scalar("partitions", kafka.embedded_broker.default_partitions, detail::integerIn(1));
+  });
+  auto readProperties = [&](const char* key, std::map<std::string, std::string>& out) {
+    r.object(key, Need::Optional, [&](ObjectReader& p) {
+      p.forEach([&](const Field& property) {
+        if (auto value = p.context().scalar(property, detail::anyString())) {
+          out[property.name] = *value;
+        }
+      });
+    });
+  };
+  readProperties("properties", kafka.properties);
+  readProperties("consumer_properties", kafka.consumer_properties);
+  readProperties("producer_properties", kafka.producer_properties);
+}
+
+void readHttp(ObjectReader& r, HttpSpec& http) {
+  std::pair<std::string, uint16_t> listen;
+  if (r.scalar("listen", listen, hostPort())) {
+    http.listen_address = listen.first;
+    http.listen_port = listen.second;
+  }
+  r.scalar("enabled", http.enabled, detail::boolean());
+}
+
+void readStore(ObjectReader& r, StoreSpec& store) {
+  std::optional<Field> type = r.field("type", Need::Required);
+  std::optional<std::string> type_name;
+  if (type) type_name = r.context().scalar(*type, detail::nonEmptyString());
+  if (type_name == "redis" || type_name == "lmdb") {
+    r.context().error(*type, "store type '" + *type_name + "' is not available yet (only memory)");
+    // Its fields (url, path) are right for that type; calling them unknown would mislead.
+    r.ignoreUnknownKeys();
+    return;
+  }
+  if (type_name && type_name != "memory") {
+    r.context().error(*type, "unknown store type " + detail::quote(*type_name) + " (use memory)");
+  }
+  r.scalar("ttl", store.ttl, detail::durationAtLeast(Duration(1)));
+  r.scalar("max_entries", store.max_entries, detail::integerIn<uint64_t>(1));
+}
+
+void readLog(ObjectReader& r, LogSpec& log) {
+  r.scalar("format", log.format,
+           detail::oneOf<LogFormat>({{"json", LogFormat::Json}, {"text", LogFormat::Text}}));
+  r.scalar("level", log.level,
+           detail::oneOf<LogLevel>({{"debug", LogLevel::Debug},
+                                    {"info", LogLevel::Info},
+                                    {"warn", LogLevel::Warn},
+                                    {"error", LogLevel::Error}}));
+}
+
+struct PipelineFile {
+  std::string display;  // as errors name it: relative to the working directory when kpipe.yaml is
+  fs::path path;
+};
+
+// Lists the pipeline files of `dir`, sorted; tells `report` when the directory is unusable.
+std::optional<std::vector<PipelineFile>> listPipelineFiles(
+    const fs::path& dir, const fs::path& display_dir,
+    const std::function<void(std::string)>& report) {
+  std::error_code ec;
+  fs::file_status status = fs::status(dir, ec);
+  if (!fs::exists(status)) {
+    report("pipelines directory " + dir.string() + " does not exist");
+    return std::nullopt;
+  }
+  if (!fs::is_directory(status)) {
+    report(dir.string() + " is not a directory");
+    return std::nullopt;
+  }
+  std::vector<PipelineFile> files;
+  fs::directory_iterator it(dir, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    auto ends_with = [&](std::string_view suffix) { return name.ends_with(suffix); };
+    if (!ends_with(".yaml") && !ends_with(".yml")) continue;
+    // Test fixtures live next to the pipeline they test; dotfiles are editor backups and locks.
+    if (ends_with(".test.yaml") || ends_with(".test.yml") || name.starts_with(".")) continue;
+    std::error_code type_ec;
+    if (!it->is_regular_file(type_ec)) continue;
+    files.push_back(PipelineFile{(display_dir / name).string(), it->path()});
+  }
+  if (ec) {
+    report("cannot read pipelines directory " + dir.string() + ": " + ec.message());
+    return std::nullopt;
+  }
+  std::sort(files.begin(), files.end(),
+            [](const PipelineFile& a, const PipelineFile& b) { return a.path < b.path; });
+  return files;
+}
+
+// What reading kpipe.yaml tells the reading of the pipeline files.
+struct MainResult {
+  std::optional<std::vector<PipelineFile>> pipeline_files;
+  // False when the stores section could not be read: then dedup.store references go unchecked
+  // rather than each being reported as unknown.
+  bool stores_known = true;
+};
+
+MainResult readMain(Context& context, const YAML::Node& root, const fs::path& file,
+                    Config& config) {
+  MainResult result;
+  ObjectReader r(context, documentRoot(root));
+  r.object("kafka", Need::Optional, [&](ObjectReader& k) { readKafka(k, config.kafka); });
+  r.object("http", Need::Optional, [&](ObjectReader& h) { readHttp(h, config.http); });
+
+  std::optional<Field> pipelines_field = r.field("pipelines");
+  std::optional<std::string> pipelines = "pipelines";
+  if (pipelines_field) pipelines = context.scalar(*pipelines_field, detail::nonEmptyString());
+  if (pipelines) {
+    fs::path resolved = (config.base_dir / *pipelines).lexically_normal();
+    // "pipelines/" normalizes to a path with an empty last component.
+    if (resolved.filename().empty()) resolved = resolved.parent_path();
+    config.pipelines_dir = resolved;
+    fs::path display_dir = (file.parent_path() / *pipelines).lexically_normal();
+    result.pipeline_files = listPipelineFiles(resolved, display_dir, [&](std::string message) {
+      if (pipelines_field) {
+        r.context().error(*pipelines_field, std::move(message));
+      } else {
+        context.diagnostics().fileError("pipelines", std::move(message));
+      }
+    });
+  }
+
+  std::optional<Field> stores = r.field("stores");
+  if (stores) {
+    result.stores_known = stores->value.IsMap() || stores->value.IsNull();
+    detail::readObject(context, *stores, [&](ObjectReader& s) {
+      s.forEach([&](const Field& entry) {
+        StoreSpec& store = config.stores[entry.name];
+        store.name = entry.name;
+        store.where = SourceLocation{context.diagnostics().file(), entry.key_mark.line + 1,
+                                     entry.key_mark.column + 1};
+        detail::readObject(context, entry, [&](ObjectReader& e) { readStore(e, store); });
+      });
+    });
+  }
+  r.object("log", Need::Optional, [&](ObjectReader& l) { readLog(l, config.log); });
+  r.finish();
+  return result;
+}
+
+// --- pipeline files ---------------------------------------------------------------------------
+
+struct PipelineContext {
+  fs::path base_dir;
+  const std::map<std::string, StoreSpec>* stores;  // nullptr: references are not checked
+  std::map<std::string, std::string>* names;       // pipeline name -> file that defined it
+};
+
+// Resolves a schema path against kpipe.yaml's directory and checks the file is there now, so a
+// typo fails `kpipe check` rather than the first message.
+std::optional<fs::path> schemaFile(Context& context, const Field& field, const fs::path& base_dir) {
+  std::optional<std::string> text = context.scalar(field, detail::nonEmptyString());
+  if (!text) return std::nullopt;
+  fs::path resolved = (base_dir / *text).lexically_normal();
+  std::error_code ec;
+  fs::file_status status = fs::status(resolved, ec);
+  if (!fs::exists(status)) {
+    context.error(field, "schema file " + resolved.string() +
+                             " does not exist (relative schema paths start at the directory of "
+                             "kpipe.yaml)");
+    return std::nullopt;
+  }
+  if (!fs::is_regular_file(status)) {
+    context.error(field, "schema file " + resolved.string() + " is not a regular file");
+    return std::nullopt;
+  }
+  return resolved;
+}
+
+void readSchema(Context& context, const Field& field, const fs::path& base_dir,
+                SchemaSpec& schema) {
+  if (field.value.IsScalar()) {
+    schema.file = schemaFile(context, field, base_dir);
+    return;
+  }
+  if (!field.value.IsMap()) {
+    context.error(field, "expected a schema file path or a map with type_field and types, got " +
+                             detail::describe(field.value));
+    return;
+  }
+  detail::readObject(context, field, [&](ObjectReader& r) {
+    r.scalar("type_field", schema.type_field, detail::jsonPointer(), Need::Required);
+    r.object("types", Need::Required, [&](ObjectReader& types) {
+      types.forEach([&](const Field& type) {
+        if (auto file = schemaFile(context, type, base_dir)) schema.types[type.name] = *file;
+      });
+      if (types.isMap() && types.size() == 0) {
+        context.error(types.self(), "expected at least one entry (event type: schema file)");
+      }
+    });
+    r.scalar("unknown_type", schema.unknown_type,
+             detail::oneOf<SchemaSpec::UnknownType>({{"error", SchemaSpec::UnknownType::Error},
+                                                     {"pass", SchemaSpec::UnknownType::Pass}}));
+  });
+}
+
+void readRetry(ObjectReader& r, RetrySpec& retry) {
+  size_t errors_before = r.context().diagnostics().count();
+  bool initial_given = r.scalar("initial", retry.initial, detail::durationAtLeast(Duration(1)));
+  r.scalar("max", retry.max, detail::durationAtLeast(Duration(1)));
+  r.scalar("multiplier", retry.multiplier,
+           detail::numberIn(1.0, std::numeric_limits<double>::infinity()));
+  r.scalar("jitter", retry.jitter, detail::numberIn(0.0, 1.0));
+  if (r.context().diagnostics().count() == errors_before && retry.initial > retry.max) {
+    // One of the two may be a default; point at the one the user wrote.
+    r.error(initial_given ? "initial" : "max", "initial (" + detail::formatDuration(retry.initial) +
+                                                   ") is greater than max (" +
+                                                   detail::formatDuration(retry.max) + ")");
+  }
+}
+
+void readPipeline(ObjectReader& r, const PipelineContext& pc, PipelineSpec& p) {
+  Context& context = r.context();
+  if (r.scalar("name", p.name, detail::identifier(), Need::Required)) {
+    auto [first, inserted] = pc.names->emplace(p.name, context.diagnostics().file());
+    if (!inserted) {
+      r.error("name", "duplicate pipeline name " + detail::quote(p.name) + " (also defined in " +
+                          first->second + ")");
+    }
+  }
+  r.object("input", Need::Required, [&](ObjectReader& in) {
+    in.scalar("topic", p.input.topic, detail::nonEmptyString(), Need::Required);
+    in.scalar("group", p.input.group, detail::nonEmptyString(), Need::Required);
+  });
+  r.scalar("key", p.key_pointer, detail::jsonPointer(), Need::Required);
+  if (std::optional<Field> schema = r.field("schema")) {
+    readSchema(context, *schema, pc.base_dir, p.schema);
+  }
+  r.object("dedup", Need::Optional, [&](ObjectReader& d) {
+    DedupSpec& dedup = p.dedup.emplace();
+    d.scalar("id", dedup.id_pointer, detail::jsonPointer(), Need::Required);
+    if (d.scalar("store", dedup.store, detail::anyString()) && !dedup.store.empty() &&
+        pc.stores != nullptr && !pc.stores->contains(dedup.store)) {
+      std::vector<std::string> names;
+      for (const auto& [name, store] : *pc.stores) names.push_back(name);
+      std::string message = "unknown store " + detail::quote(dedup.store);
+      if (auto close = detail::suggest(dedup.store, names)) {
+        message += " (did you mean \"" + *close + "\"?)";
+      } else {
+        message += " (stores are defined under stores: in kpipe.yaml)";
+      }
+      d.error("store", std::move(message));
+    }
+    d.scalar("on_duplicate", dedup.on_duplicate,
+             detail::oneOf<DedupSpec::OnDuplicate>({{"audit", DedupSpec::OnDuplicate::Audit},
+                                                    {"drop", DedupSpec::OnDuplicate::Drop}}));
+  });
+  r.object("output", Need::Required, [&](ObjectReader& o) {
+    bool http = o.has("http");
+    o.scalar("topic", p.output.topic, detail::nonEmptyString(),
+             http ? Need::Optional : Need::Required);
+    if (!o.scalar("key", p.output.key_pointer, detail::jsonPointer())) {
+      p.output.key_pointer = p.key_pointer;
+    }
+    o.unsupported("http", "output.http is not available yet; use output.topic");
+  });
+  r.object("errors", Need::Optional, [&](ObjectReader& e) {
+    e.scalar("topic", p.errors.topic, detail::nonEmptyString());
+    e.scalar("audit_topic", p.errors.audit_topic, detail::nonEmptyString());
+    e.object("retry", Need::Optional,
+             [&](ObjectReader& retry) { readRetry(retry, p.errors.retry); });
+  });
+  // nonEmptyString never yields "", so empty means "not given".
+  if (p.errors.topic.empty()) p.errors.topic = p.input.topic + ".errors";
+  if (p.errors.audit_topic.empty()) p.errors.audit_topic = p.input.topic + ".audit";
+  r.scalar("max_message_bytes", p.max_message_bytes, detail::sizeAtLeast(1));
+}
+
+std::optional<PipelineSpec> loadPipeline(const PipelineFile& file, const PipelineContext& pc,
+                                         const EnvLookup& env, Diagnostics& diagnostics) {
+  std::optional<YAML::Node> root = parseFile(file.path, diagnostics);
+  if (!root) return std::nullopt;
+  if (root->IsNull()) {
+    diagnostics.error(YAML::Mark(), "",
+                      "file is empty; a pipeline needs at least name, input, key and output");
+    return std::nullopt;
+  }
+  if (!root->IsMap()) {
+    diagnostics.error(root->Mark(), "",
+                      "expected a map (name, input, key, output, ...) at the top level, got " +
+                          detail::describe(*root));
+    return std::nullopt;
+  }
+  Context context(diagnostics, env);
+  PipelineSpec pipeline;
+  pipeline.where = SourceLocation{file.display, 1, 1};
+  detail::readObject(context, documentRoot(*root),
+                     [&](ObjectReader& r) { readPipeline(r, pc, pipeline); });
+  return pipeline;
+}
+
+void appendErrors(Diagnostics& diagnostics, std::vector<ConfigError>& out) {
+  std::vector<ConfigError> errors = diagnostics.take();
+  out.insert(out.end(), std::make_move_iterator(errors.begin()),
+             std::make_move_iterator(errors.end()));
+}
+
+void load(const fs::path& file, const EnvLookup& env, LoadResult& result) {
+  Config config;
+  std::error_code ec;
+  config.file = fs::absolute(file, ec).lexically_normal();
+  config.base_dir = config.file.parent_path();
+  config.pipelines_dir = config.base_dir / "pipelines";
+
+  Diagnostics main_diagnostics(file.string());
+  MainResult main;
+  if (std::optional<YAML::Node> root = parseFile(file, main_diagnostics)) {
+    if (root->IsMap() || root->IsNull()) {
+      Context context(main_diagnostics, env);
+      main = readMain(context, *root, file, config);
+    } else {
+      main_diagnostics.error(root->Mark(), "",
+                             "expected a map (kafka, http, pipelines, stores, log) at the top "
+                             "level, got " +
+                                 detail::describe(*root));
+    }
+  }
+  appendErrors(main_diagnostics, result.errors);
+
+  // Pipeline files are read even when kpipe.yaml has errors, so one run shows everything; only
+  // an unknown pipelines directory (kpipe.yaml unparseable, or the key wrong) stops that.
+  std::map<std::string, std::string> names;
+  PipelineContext pc{config.base_dir, main.stores_known ? &config.stores : nullptr, &names};
+  for (const PipelineFile& pipeline_file :
+       main.pipeline_files.value_or(std::vector<PipelineFile>{})) {
+    Diagnostics diagnostics(pipeline_file.display);
+    std::optional<PipelineSpec> pipeline = loadPipeline(pipeline_file, pc, env, diagnostics);
+    if (pipeline) config.pipelines.push_back(std::move(*pipeline));
+    appendErrors(diagnostics, result.errors);
+  }
+
+  if (result.errors.empty()) result.config = std::move(config);
+}
+
+}  // namespace
+
+LoadResult loadConfig(const fs::path& file, const EnvLookup& env) {
+  LoadResult result;
+  try {
+    load(file, env, result);
+  } catch (const std::exception& e) {
+    // yaml-cpp throws on misuse and std:: on exhaustion; neither may take the caller down, and
+    // neither may leave a half-read config behind.
+    result.config.reset();
+    result.errors.push_back(ConfigError{SourceLocation{file.string(), 0, 0}, "",
+                                        std::string("internal error: ") + e.what()});
+  }
+  return result;
+}
+
+}  // namespace kpipe::config

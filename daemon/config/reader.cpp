@@ -1,0 +1,355 @@
+#include "daemon/config/reader.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace kpipe::config::detail {
+
+void Diagnostics::error(const YAML::Mark& at, std::string key_path, std::string message) {
+  // yaml-cpp uses -1 for "no position" (null_mark); report those as file-level.
+  SourceLocation where{file_, at.line < 0 ? 0 : at.line + 1, at.line < 0 ? 0 : at.column + 1};
+  errors_.push_back(ConfigError{std::move(where), std::move(key_path), std::move(message)});
+}
+
+void Diagnostics::fileError(std::string key_path, std::string message) {
+  errors_.push_back(
+      ConfigError{SourceLocation{file_, 0, 0}, std::move(key_path), std::move(message)});
+}
+
+std::vector<ConfigError> Diagnostics::take() {
+  // Reading order is not file order (unknown keys are found last); users read top to bottom.
+  std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& a, const ConfigError& b) {
+    return std::pair(a.where.line, a.where.column) < std::pair(b.where.line, b.where.column);
+  });
+  return std::move(errors_);
+}
+
+std::optional<std::string> Context::text(const Field& field, std::string_view what) {
+  if (!field.value.IsScalar()) {
+    error(field, "expected " + std::string(what) + ", got " + describe(field.value));
+    return std::nullopt;
+  }
+  InterpolationResult result = interpolate(field.value.Scalar(), env_);
+  if (result.error) {
+    error(field, std::move(*result.error));
+    return std::nullopt;
+  }
+  return std::move(result.value);
+}
+
+ObjectReader::ObjectReader(Context& context, Field field)
+    : context_(context), self_(std::move(field)) {
+  if (self_.value.IsNull()) {
+    is_map_ = true;
+    return;
+  }
+  if (!self_.value.IsMap()) {
+    context_.error(self_, "expected a map, got " + describe(self_.value));
+    return;
+  }
+  is_map_ = true;
+  // Entries by value: yaml-cpp's iterator hands out proxies that do not outlive the expression.
+  for (const auto& pair : self_.value) {
+    YAML::Node key = pair.first;
+    if (!key.IsScalar()) {
+      context_.diagnostics().error(key.Mark(), self_.path,
+                                   "keys must be plain words, got " + describe(key));
+      continue;
+    }
+    Field entry{key.Scalar(), joinPath(self_.path, key.Scalar()), key.Mark(), pair.second};
+    auto [first, inserted] = index_.emplace(entry.name, entries_.size());
+    if (!inserted) {
+      // yaml-cpp 0.7 keeps both entries and lookups see only the first: the second would be
+      // silently ignored.
+      context_.errorAtKey(
+          entry, "duplicate key " + quote(entry.name) + " (first at line " +
+                     std::to_string(entries_[first->second].field.key_mark.line + 1) + ")");
+      continue;
+    }
+    entries_.push_back(Entry{std::move(entry), false});
+  }
+}
+
+std::optional<Field> ObjectReader::field(std::string_view key, Need need) {
+  if (std::find(known_keys_.begin(), known_keys_.end(), key) == known_keys_.end()) {
+    known_keys_.emplace_back(key);
+  }
+  if (auto found = index_.find(key); found != index_.end()) {
+    Entry& entry = entries_[found->second];
+    entry.used = true;
+    return entry.field;
+  }
+  if (need == Need::Required && is_map_) {
+    context_.diagnostics().error(self_.valueMark(), joinPath(self_.path, key),
+                                 "missing required key \"" + std::string(key) + "\"");
+  }
+  return std::nullopt;
+}
+
+bool ObjectReader::has(std::string_view key) const { return index_.find(key) != index_.end(); }
+
+bool ObjectReader::object(std::string_view key, Need need,
+                          const std::function<void(ObjectReader&)>& read) {
+  std::optional<Field> found = field(key, need);
+  if (!found) return false;
+  readObject(context_, *found, read);
+  return true;
+}
+
+void ObjectReader::forEach(const std::function<void(const Field&)>& visit) {
+  for (Entry& entry : entries_) {
+    entry.used = true;
+    visit(entry.field);
+  }
+}
+
+bool ObjectReader::unsupported(std::string_view key, std::string message) {
+  std::optional<Field> found = field(key);
+  if (found) context_.errorAtKey(*found, std::move(message));
+  return found.has_value();
+}
+
+void ObjectReader::error(std::string_view key, std::string message) {
+  if (auto found = index_.find(key); found != index_.end()) {
+    context_.error(entries_[found->second].field, std::move(message));
+    return;
+  }
+  context_.diagnostics().error(self_.valueMark(), joinPath(self_.path, key), std::move(message));
+}
+
+void ObjectReader::finish() {
+  if (!report_unknown_) return;
+  for (const Entry& entry : entries_) {
+    if (entry.used) continue;
+    std::string message = "unknown key " + quote(entry.field.name);
+    if (auto close = suggest(entry.field.name, known_keys_)) {
+      message += " (did you mean \"" + *close + "\"?)";
+    } else if (!known_keys_.empty()) {
+      message += " (expected one of:";
+      for (size_t i = 0; i < known_keys_.size(); ++i) {
+        message += (i == 0 ? " " : ", ") + known_keys_[i];
+      }
+      message += ")";
+    }
+    context_.errorAtKey(entry.field, std::move(message));
+  }
+}
+
+void readObject(Context& context, const Field& field,
+                const std::function<void(ObjectReader&)>& read) {
+  ObjectReader reader(context, field);
+  read(reader);
+  reader.finish();
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "the string " + quote(node.Scalar());
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "an empty value";
+}
+
+std::string quote(std::string_view text) {
+  constexpr size_t kMaxShown = 60;
+  std::string out = "\"";
+  for (size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
+    switch (text[i]) {
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      default:
+        out += text[i];
+    }
+  }
+  if (text.size() > kMaxShown) out += "...";
+  return out + "\"";
+}
+
+namespace {
+
+size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::optional<std::string> suggest(std::string_view word,
+                                   const std::vector<std::string>& candidates) {
+  constexpr size_t kMaxDistance = 2;
+  std::optional<std::string> best;
+  size_t best_distance = kMaxDistance + 1;
+  for (const std::string& candidate : candidates) {
+    // Cheap bound first: a long unknown key costs nothing against short candidates.
+    size_t length_gap = word.size() > candidate.size() ? word.size() - candidate.size()
+                                                       : candidate.size() - word.size();
+    if (length_gap > kMaxDistance) continue;
+    size_t distance = editDistance(word, candidate);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+std::string joinPath(std::string_view parent, std::string_view key) {
+  if (parent.empty()) return std::string(key);
+  std::string path(parent);
+  path += '.';
+  path += key;
+  return path;
+}
+
+std::string formatDuration(Duration duration) {
+  struct Unit {
+    int64_t ms;
+    const char* suffix;
+  };
+  static constexpr Unit kUnits[] = {
+      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}};
+  int64_t ms = duration.count();
+  for (const Unit& unit : kUnits) {
+    if (ms != 0 && ms % unit.ms == 0) return std::to_string(ms / unit.ms) + unit.suffix;
+  }
+  return std::to_string(ms) + "ms";
+}
+
+Parser<std::string> anyString() {
+  return {"a string",
+          [](std::string_view text) { return Parsed<std::string>::ok(std::string(text)); }};
+}
+
+Parser<std::string> nonEmptyString() {
+  return {"a string", [](std::string_view text) {
+            if (text.empty()) return Parsed<std::string>::fail("must not be empty");
+            return Parsed<std::string>::ok(std::string(text));
+          }};
+}
+
+Parser<std::string> identifier() {
+  return {"a name", [](std::string_view text) {
+            auto allowed = [](char c) {
+              return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '.' || c == '_' || c == '-';
+            };
+            if (text.empty() || !std::all_of(text.begin(), text.end(), allowed)) {
+              return Parsed<std::string>::fail(
+                  quote(text) + " is not a valid name (use letters, digits, '.', '_' and '-')");
+            }
+            return Parsed<std::string>::ok(std::string(text));
+          }};
+}
+
+Parser<std::string> jsonPointer() {
+  return {"a JSON pointer", [](std::string_view text) {
+            if (!text.empty() && text.front() != '/') {
+              return Parsed<std::string>::fail(quote(text) + " is not a JSON pointer (write \"/" +
+                                               std::string(text.substr(0, 60)) + "\")");
+            }
+            for (size_t i = 0; i < text.size(); ++i) {
+              if (text[i] == '~' &&
+                  (i + 1 == text.size() || (text[i + 1] != '0' && text[i + 1] != '1'))) {
+                return Parsed<std::string>::fail(
+                    quote(text) +
+                    " is not a valid JSON pointer: \"~\" must be followed by 0 or 1 (\"~0\" is "
+                    "\"~\", \"~1\" is \"/\")");
+              }
+            }
+            return Parsed<std::string>::ok(std::string(text));
+          }};
+}
+
+Parser<bool> boolean() {
+  return {"true or false", [](std::string_view text) {
+            if (text == "true") return Parsed<bool>::ok(true);
+            if (text == "false") return Parsed<bool>::ok(false);
+            return Parsed<bool>::fail(quote(text) + " is not a boolean (use true or false)");
+          }};
+}
+
+Parser<double> numberIn(double min, double max) {
+  return {"a number", [min, max](std::string_view text) {
+            double value = 0;
+            const char* end = text.data() + text.size();
+            auto [ptr, ec] = std::from_chars(text.data(), end, value);
+            // from_chars accepts "inf" and "nan"; neither is a useful setting.
+            if (text.empty() || ec != std::errc() || ptr != end || !std::isfinite(value)) {
+              return Parsed<double>::fail(quote(text) + " is not a number");
+            }
+            if (value < min || value > max) {
+              auto show = [](double d) {
+                std::string s = std::to_string(d);
+                s.erase(s.find_last_not_of('0') + 1);
+                if (s.back() == '.') s.pop_back();
+                return s;
+              };
+              std::string range = max == std::numeric_limits<double>::infinity()
+                                      ? "at least " + show(min)
+                                      : "between " + show(min) + " and " + show(max);
+              return Parsed<double>::fail(quote(text) + " is out of range (must be " + range + ")");
+            }
+            return Parsed<double>::ok(value);
+          }};
+}
+
+Parser<Duration> durationAtLeast(Duration min) {
+  return {"a duration", [min](std::string_view text) {
+            std::optional<Duration> value = parseDuration(text);
+            if (!value) {
+              return Parsed<Duration>::fail(quote(text) +
+                                            " is not a duration (use e.g. 250ms, 30s, 5m, 2h, 7d)");
+            }
+            if (*value < min) {
+              return Parsed<Duration>::fail(quote(text) + " is too short (must be at least " +
+                                            formatDuration(min) + ")");
+            }
+            return Parsed<Duration>::ok(*value);
+          }};
+}
+
+Parser<uint64_t> sizeAtLeast(uint64_t min) {
+  return {
+      "a size", [min](std::string_view text) {
+        std::optional<uint64_t> value = parseSize(text);
+        if (!value) {
+          return Parsed<uint64_t>::fail(quote(text) +
+                                        " is not a size (use e.g. 1048576, 512KiB, 1MiB, 1GiB)");
+        }
+        if (*value < min) {
+          return Parsed<uint64_t>::fail(quote(text) + " is too small (must be at least " +
+                                        std::to_string(min) + (min == 1 ? " byte)" : " bytes)"));
+        }
+        return Parsed<uint64_t>::ok(*value);
+      }};
+}
+
+}  // namespace kpipe::config::detail

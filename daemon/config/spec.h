@@ -1,0 +1,127 @@
+#pragma once
+// Typed configuration: what kpipe.yaml and the pipeline files mean once loaded and checked.
+// Plain structs, no behaviour; config/loader.h builds them and reports every error with file:line.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kpipe::config {
+
+using Duration = std::chrono::milliseconds;
+
+// Where a value came from, for messages that point the user at the right line.
+struct SourceLocation {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based
+  std::string str() const;  // "file:line:column"
+};
+
+struct EmbeddedBrokerSpec {
+  int brokers = 1;
+  int default_partitions = 4;  // for topics the pipelines name and that do not exist yet
+};
+
+struct KafkaSpec {
+  // "embedded" starts librdkafka's mock cluster in-process (dev/demo/test only: not durable).
+  std::string bootstrap = "embedded";
+  bool embedded() const { return bootstrap == "embedded"; }
+  EmbeddedBrokerSpec embedded_broker;
+  // Passed to every librdkafka client as-is (security.protocol, ssl.*, sasl.*, tuning).
+  std::map<std::string, std::string> properties;
+  // Applied after `properties`, to consumers or producers only (e.g. session.timeout.ms).
+  std::map<std::string, std::string> consumer_properties;
+  std::map<std::string, std::string> producer_properties;
+};
+
+struct HttpSpec {
+  std::string listen_address = "127.0.0.1";
+  uint16_t listen_port = 9464;
+  bool enabled = true;
+};
+
+enum class StoreType { Memory };
+
+struct StoreSpec {
+  std::string name;
+  StoreType type = StoreType::Memory;
+  Duration ttl = std::chrono::hours(24 * 7);
+  uint64_t max_entries = 10'000'000;
+  SourceLocation where;
+};
+
+enum class LogFormat { Json, Text };
+enum class LogLevel { Debug, Info, Warn, Error };
+
+struct LogSpec {
+  LogFormat format = LogFormat::Text;
+  LogLevel level = LogLevel::Info;
+};
+
+struct InputSpec {
+  std::string topic;
+  std::string group;
+};
+
+// A JSON Schema for the whole pipeline, or one per event type named by a field.
+struct SchemaSpec {
+  std::optional<std::filesystem::path> file;  // single-schema form
+  std::string type_field;                     // JSON pointer, per-type form
+  std::map<std::string, std::filesystem::path> types;
+  enum class UnknownType { Error, Pass } unknown_type = UnknownType::Error;
+  bool present() const { return file.has_value() || !types.empty(); }
+};
+
+struct DedupSpec {
+  std::string id_pointer;  // JSON pointer to the message id
+  std::string store;       // name of a store in kpipe.yaml; "" = a private memory store
+  enum class OnDuplicate { Audit, Drop } on_duplicate = OnDuplicate::Audit;
+};
+
+struct OutputSpec {
+  std::string topic;
+  std::string key_pointer;  // defaults to the pipeline key
+};
+
+struct RetrySpec {
+  Duration initial = std::chrono::milliseconds(100);
+  Duration max = std::chrono::seconds(30);
+  double multiplier = 2.0;
+  double jitter = 0.2;
+};
+
+struct ErrorsSpec {
+  std::string topic;        // non-blocking failures; default "<input.topic>.errors"
+  std::string audit_topic;  // duplicates; default "<input.topic>.audit"
+  RetrySpec retry;
+};
+
+struct PipelineSpec {
+  std::string name;
+  SourceLocation where;  // the file that defined it
+  InputSpec input;
+  std::string key_pointer;  // JSON pointer of the ordering key
+  SchemaSpec schema;
+  std::optional<DedupSpec> dedup;
+  OutputSpec output;
+  ErrorsSpec errors;
+  uint64_t max_message_bytes = 1024 * 1024;
+};
+
+struct Config {
+  std::filesystem::path file;  // kpipe.yaml
+  std::filesystem::path base_dir;
+  KafkaSpec kafka;
+  HttpSpec http;
+  std::filesystem::path pipelines_dir;
+  std::map<std::string, StoreSpec> stores;
+  LogSpec log;
+  std::vector<PipelineSpec> pipelines;
+};
+
+}  // namespace kpipe::config

@@ -1,0 +1,106 @@
+// kpipe: argv → subcommand; nothing else.
+
+#include "daemon/app/application.h"
+#include "daemon/config/loader.h"
+#include "daemon/version.h"
+
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: kpipe COMMAND [ARGS]
+
+commands:
+  run CONFIG        run the pipelines of CONFIG (kpipe.yaml) until SIGTERM/SIGINT
+  check CONFIG      validate CONFIG, its pipelines and schemas; exit 1 on any error
+  broker [--brokers N] [--partitions N] [--topic NAME[:PARTITIONS]]...
+                    run an embedded (in-memory) Kafka broker for development and
+                    print its bootstrap address
+  version           print the version
+)";
+
+int usage(int code) {
+  (code == 0 ? std::cout : std::cerr) << kUsage;
+  return code;
+}
+
+bool parseInt(std::string_view text, int& out) {
+  try {
+    size_t used = 0;
+    out = std::stoi(std::string(text), &used);
+    return used == text.size() && out > 0;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+int brokerCommand(const std::vector<std::string_view>& args) {
+  kpipe::app::BrokerOptions options;
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto needValue = [&](std::string_view flag) -> std::string_view {
+      if (i + 1 >= args.size()) {
+        std::cerr << "kpipe broker: " << flag << " needs a value\n";
+        std::exit(2);
+      }
+      return args[++i];
+    };
+    if (args[i] == "--brokers") {
+      if (!parseInt(needValue("--brokers"), options.brokers)) return usage(2);
+    } else if (args[i] == "--partitions") {
+      if (!parseInt(needValue("--partitions"), options.default_partitions)) return usage(2);
+    } else if (args[i] == "--topic") {
+      std::string_view spec = needValue("--topic");
+      int partitions = 0;
+      auto colon = spec.rfind(':');
+      if (colon != std::string_view::npos) {
+        if (!parseInt(spec.substr(colon + 1), partitions)) {
+          std::cerr << "kpipe broker: --topic " << spec
+                    << ": partitions must be a positive number\n";
+          return 2;
+        }
+        spec = spec.substr(0, colon);
+      }
+      options.topics.emplace_back(std::string(spec), partitions);
+    } else {
+      std::cerr << "kpipe broker: unknown argument " << args[i] << "\n";
+      return usage(2);
+    }
+  }
+  return kpipe::app::broker(options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  if (args.empty()) return usage(2);
+  std::string_view command = args[0];
+  std::vector<std::string_view> rest(args.begin() + 1, args.end());
+  if (command == "version" || command == "--version") {
+    std::cout << "kpipe " << kpipe::kVersion << "\n";
+    return 0;
+  }
+  if (command == "help" || command == "--help" || command == "-h") return usage(0);
+  if (command == "check") {
+    if (rest.size() != 1) return usage(2);
+    return kpipe::app::check(std::string(rest[0]));
+  }
+  if (command == "run") {
+    if (rest.size() != 1) return usage(2);
+    auto loaded = kpipe::config::loadConfig(std::string(rest[0]));
+    if (!loaded.ok()) {
+      for (const auto& e : loaded.errors) std::cerr << e.str() << "\n";
+      std::cerr << "kpipe: not started: " << loaded.errors.size() << " config error"
+                << (loaded.errors.size() == 1 ? "" : "s") << "\n";
+      return 1;
+    }
+    return kpipe::app::run(*loaded.config);
+  }
+  if (command == "broker") return brokerCommand(rest);
+  std::cerr << "kpipe: unknown command " << command << "\n";
+  return usage(2);
+}

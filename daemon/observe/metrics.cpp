@@ -1,0 +1,55 @@
+#include "daemon/observe/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+namespace kpipe::observe {
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      messages(prometheus::BuildCounter()
+                   .Name("kpipe_messages_total")
+                   .Help("Messages processed, by outcome (ok, invalid, duplicate).")
+                   .Register(*registry_)),
+      produce_errors(prometheus::BuildCounter()
+                         .Name("kpipe_produce_errors_total")
+                         .Help("Deliveries to Kafka that failed and were retried.")
+                         .Register(*registry_)),
+      lag_messages(prometheus::BuildGauge()
+                       .Name("kpipe_consumer_lag_messages")
+                       .Help("High watermark minus the committed position, per partition.")
+                       .Register(*registry_)),
+      committed_offset(prometheus::BuildGauge()
+                           .Name("kpipe_committed_offset")
+                           .Help("Next offset to consume as stored for commit, per partition.")
+                           .Register(*registry_)),
+      inflight(prometheus::BuildGauge()
+                   .Name("kpipe_inflight_messages")
+                   .Help("Messages consumed whose effects are not yet acknowledged.")
+                   .Register(*registry_)),
+      assigned(prometheus::BuildGauge()
+                   .Name("kpipe_assigned_partitions")
+                   .Help("Input partitions currently assigned to this process.")
+                   .Register(*registry_)),
+      build_info(prometheus::BuildGauge()
+                     .Name("kpipe_build_info")
+                     .Help("Always 1; labels carry the kpipe version.")
+                     .Register(*registry_)) {}
+
+std::string Metrics::serialize() const {
+  prometheus::TextSerializer serializer;
+  std::ostringstream out;
+  serializer.Serialize(out, registry_->Collect());
+  return out.str();
+}
+
+PipelineStats::PipelineStats(Metrics& metrics, const std::string& pipeline)
+    : ok(metrics.messages.Add({{"pipeline", pipeline}, {"outcome", "ok"}})),
+      invalid(metrics.messages.Add({{"pipeline", pipeline}, {"outcome", "invalid"}})),
+      duplicate(metrics.messages.Add({{"pipeline", pipeline}, {"outcome", "duplicate"}})),
+      produce_errors(metrics.produce_errors.Add({{"pipeline", pipeline}})),
+      inflight(metrics.inflight.Add({{"pipeline", pipeline}})),
+      assigned(metrics.assigned.Add({{"pipeline", pipeline}})) {}
+
+}  // namespace kpipe::observe

@@ -1,0 +1,49 @@
+#pragma once
+// The daemon's Prometheus metrics (names from DESIGN.md §5).
+//
+// One Metrics per daemon owns the registry and the metric families. Each pipeline builds its
+// PipelineStats once (labels bound once), so hot paths hold Counter& and never look up by name.
+// prometheus-cpp counters and gauges are thread-safe; family Add/Remove takes a lock.
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <memory>
+#include <string>
+
+namespace kpipe::observe {
+
+class Metrics {
+ public:
+  Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // Prometheus text exposition format 0.0.4 of every metric.
+  std::string serialize() const;
+  prometheus::Registry& registry() { return *registry_; }
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& messages;        // kpipe_messages_total
+  prometheus::Family<prometheus::Counter>& produce_errors;  // kpipe_produce_errors_total
+  prometheus::Family<prometheus::Gauge>& lag_messages;      // kpipe_consumer_lag_messages
+  prometheus::Family<prometheus::Gauge>& committed_offset;  // kpipe_committed_offset
+  prometheus::Family<prometheus::Gauge>& inflight;          // kpipe_inflight_messages
+  prometheus::Family<prometheus::Gauge>& assigned;          // kpipe_assigned_partitions
+  prometheus::Family<prometheus::Gauge>& build_info;        // kpipe_build_info
+};
+
+// Counters of one pipeline, labels bound once.
+struct PipelineStats {
+  PipelineStats(Metrics& metrics, const std::string& pipeline);
+  prometheus::Counter& ok;              // written to the output topic
+  prometheus::Counter& invalid;         // routed to the error topic (non-blocking failure)
+  prometheus::Counter& duplicate;       // a seen id: audit topic or dropped
+  prometheus::Counter& produce_errors;  // deliveries that failed and were retried
+  prometheus::Gauge& inflight;          // consumed and not yet acknowledged
+  prometheus::Gauge& assigned;          // partitions currently assigned
+};
+
+}  // namespace kpipe::observe

@@ -1,0 +1,33 @@
+#include "daemon/pipeline/commit_tracker.h"
+
+#include <algorithm>
+
+namespace kpipe::pipeline {
+
+void CommitTracker::begin(int64_t offset) {
+  if (slots_.empty()) position_ = offset;
+  slots_.push_back({offset, false});
+  ++pending_;
+}
+
+bool CommitTracker::complete(int64_t offset) {
+  auto it = std::lower_bound(slots_.begin(), slots_.end(), offset,
+                             [](const Slot& s, int64_t o) { return s.offset < o; });
+  if (it == slots_.end() || it->offset != offset || it->done) return false;
+  it->done = true;
+  --pending_;
+  if (it != slots_.begin()) return false;
+  int64_t last_done = kUnknown;
+  while (!slots_.empty() && slots_.front().done) {
+    last_done = slots_.front().offset;
+    slots_.pop_front();
+  }
+  position_ = slots_.empty() ? last_done + 1 : slots_.front().offset;
+  return true;
+}
+
+void CommitTracker::observeEnd(int64_t next_offset) {
+  if (slots_.empty() && next_offset > position_) position_ = next_offset;
+}
+
+}  // namespace kpipe::pipeline

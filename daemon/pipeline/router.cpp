@@ -1,0 +1,255 @@
+#include "daemon/pipeline/router.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace kpipe::pipeline {
+namespace {
+
+constexpr size_t kParseBufferBytes = 64 * 1024;
+constexpr size_t kStackBufferBytes = 16 * 1024;
+constexpr size_t kMaxQuotedValue = 60;
+// RFC 6901 pointers parse with rapidjson::Pointer; the loader already checked their syntax.
+constexpr unsigned kParseFlags =
+    rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+
+const char* typeName(const rapidjson::Value& v) {
+  switch (v.GetType()) {
+    case rapidjson::kNullType:
+      return "null";
+    case rapidjson::kFalseType:
+    case rapidjson::kTrueType:
+      return "a boolean";
+    case rapidjson::kObjectType:
+      return "an object";
+    case rapidjson::kArrayType:
+      return "an array";
+    case rapidjson::kStringType:
+      return "a string";
+    case rapidjson::kNumberType:
+      return "a number";
+  }
+  return "a value";
+}
+
+std::string quote(std::string_view text) {
+  std::string out = "\"";
+  out.append(text.substr(0, kMaxQuotedValue));
+  if (text.size() > kMaxQuotedValue) out += "…";
+  out += '"';
+  return out;
+}
+
+}  // namespace
+
+const char* routeName(Route route) {
+  switch (route) {
+    case Route::Output:
+      return "output";
+    case Route::Error:
+      return "error";
+    case Route::Audit:
+      return "audit";
+    case Route::Drop:
+      return "drop";
+  }
+  return "?";
+}
+
+void Decision::clear() {
+  route = Route::Output;
+  stage = {};
+  reason.clear();
+  output_key.clear();
+  id.clear();
+  reserved = false;
+}
+
+std::variant<std::unique_ptr<Router>, std::string> Router::build(const config::PipelineSpec& spec,
+                                                                 dedup::Store* store,
+                                                                 std::chrono::milliseconds ttl) {
+  std::unique_ptr<Router> router(new Router(spec, store, ttl));
+  auto compile =
+      [&](const std::filesystem::path& file) -> std::variant<schema::SchemaPtr, std::string> {
+    auto compiled = schema::compileFile(file);
+    if (auto* error = std::get_if<schema::CompileError>(&compiled)) return error->message;
+    return std::get<schema::SchemaPtr>(compiled);
+  };
+  if (spec.schema.file) {
+    auto compiled = compile(*spec.schema.file);
+    if (auto* error = std::get_if<std::string>(&compiled)) return *error;
+    router->single_schema_ = std::get<schema::SchemaPtr>(compiled);
+  }
+  for (const auto& [type, file] : spec.schema.types) {
+    auto compiled = compile(file);
+    if (auto* error = std::get_if<std::string>(&compiled)) return *error;
+    router->type_schemas_.emplace_back(type, std::get<schema::SchemaPtr>(compiled));
+  }
+  std::sort(router->type_schemas_.begin(), router->type_schemas_.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  auto check = [&](const std::optional<Pointer>& p,
+                   std::string_view what) -> std::optional<std::string> {
+    if (p && !p->pointer.IsValid())
+      return std::string(what) + " pointer \"" + p->text + "\" is not a valid JSON pointer";
+    return std::nullopt;
+  };
+  for (auto* p : {&router->key_}) {
+    if (!p->pointer.IsValid()) return "key pointer \"" + p->text + "\" is not a valid JSON pointer";
+  }
+  if (auto e = check(router->output_key_, "output key")) return *e;
+  if (auto e = check(router->id_, "dedup id")) return *e;
+  if (auto e = check(router->type_field_, "schema type_field")) return *e;
+  return router;
+}
+
+Router::Router(const config::PipelineSpec& spec, dedup::Store* store, std::chrono::milliseconds ttl)
+    : spec_(spec),
+      store_(store),
+      dedup_ttl_(ttl),
+      key_{spec.key_pointer, rapidjson::Pointer(spec.key_pointer.c_str())},
+      parse_buffer_(kParseBufferBytes),
+      stack_buffer_(kStackBufferBytes),
+      allocator_(parse_buffer_.data(), parse_buffer_.size()),
+      stack_allocator_(stack_buffer_.data(), stack_buffer_.size()),
+      document_(&allocator_, 1024, &stack_allocator_) {
+  if (!spec.output.key_pointer.empty() && spec.output.key_pointer != spec.key_pointer) {
+    output_key_.emplace(
+        Pointer{spec.output.key_pointer, rapidjson::Pointer(spec.output.key_pointer.c_str())});
+  }
+  if (spec.dedup) {
+    id_.emplace(
+        Pointer{spec.dedup->id_pointer, rapidjson::Pointer(spec.dedup->id_pointer.c_str())});
+  }
+  if (!spec.schema.types.empty()) {
+    type_field_.emplace(
+        Pointer{spec.schema.type_field, rapidjson::Pointer(spec.schema.type_field.c_str())});
+  }
+}
+
+void Router::fail(Decision& d, std::string_view stage, std::string reason) {
+  d.route = Route::Error;
+  d.stage = stage;
+  d.reason = std::move(reason);
+}
+
+std::optional<std::string> Router::readScalar(const Pointer& p, std::string_view what,
+                                              std::string& out, bool allow_number) const {
+  const rapidjson::Value* v = p.pointer.Get(document_);
+  std::string where = "at " + (p.text.empty() ? std::string("the root") : p.text);
+  if (v == nullptr) return where + ": missing " + std::string(what);
+  if (v->IsString()) {
+    if (v->GetStringLength() == 0) return where + ": " + std::string(what) + " is an empty string";
+    out.assign(v->GetString(), v->GetStringLength());
+    return std::nullopt;
+  }
+  if (allow_number && v->IsNumber()) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    v->Accept(writer);
+    out.assign(buffer.GetString(), buffer.GetSize());
+    return std::nullopt;
+  }
+  return where + ": " + std::string(what) + " is " + typeName(*v) + ", expected a string" +
+         (allow_number ? " or a number" : "");
+}
+
+void Router::route(const char* value, size_t size, Decision& d) {
+  d.clear();
+  if (value == nullptr)
+    return fail(d, stage::kDecode, "empty value (tombstone): nothing to decode");
+  if (size > spec_.max_message_bytes) {
+    return fail(d, stage::kSize,
+                "value of " + std::to_string(size) + " bytes is over max_message_bytes (" +
+                    std::to_string(spec_.max_message_bytes) + ")");
+  }
+  if (size == 0) return fail(d, stage::kDecode, "empty value: expected a JSON object");
+  // RapidJSON would skip a byte order mark; JSON on the wire must not carry one (RFC 8259 §8.1)
+  // and other consumers of the same topic would choke on it, so it is flagged here.
+  if (size >= 3 && std::string_view(value, 3) == "\xEF\xBB\xBF") {
+    return fail(d, stage::kDecode, "not valid JSON at byte 0: UTF-8 byte order mark");
+  }
+
+  try {
+    // The previous message's document is dead: recycle its memory wholesale.
+    allocator_.Clear();
+    stack_allocator_.Clear();
+    document_.Parse<kParseFlags>(value, size);
+    if (document_.HasParseError()) {
+      return fail(d, stage::kDecode,
+                  std::string("not valid JSON at byte ") +
+                      std::to_string(document_.GetErrorOffset()) + ": " +
+                      rapidjson::GetParseError_En(document_.GetParseError()));
+    }
+    if (!document_.IsObject()) {
+      return fail(
+          d, stage::kDecode,
+          std::string("top-level value is ") + typeName(document_) + ", expected an object");
+    }
+    std::string key;
+    if (auto reason = readScalar(key_, "key", key, true)) return fail(d, stage::kKey, *reason);
+    if (output_key_) {
+      if (auto reason = readScalar(*output_key_, "output key", d.output_key, true)) {
+        return fail(d, stage::kKey, *reason);
+      }
+    } else {
+      d.output_key = std::move(key);
+    }
+    if (id_) {
+      if (auto reason = readScalar(*id_, "message id", d.id, true))
+        return fail(d, stage::kId, *reason);
+    }
+
+    const schema::Schema* schema = single_schema_.get();
+    if (type_field_) {
+      std::string type;
+      if (auto reason = readScalar(*type_field_, "event type", type, false)) {
+        return fail(d, stage::kType, *reason);
+      }
+      auto it =
+          std::lower_bound(type_schemas_.begin(), type_schemas_.end(), type,
+                           [](const auto& entry, const std::string& t) { return entry.first < t; });
+      if (it != type_schemas_.end() && it->first == type) {
+        schema = it->second.get();
+      } else if (spec_.schema.unknown_type == config::SchemaSpec::UnknownType::Error) {
+        return fail(d, stage::kType,
+                    "at " + type_field_->text + ": unknown event type " + quote(type));
+      }
+    }
+    if (schema != nullptr) {
+      failures_.clear();
+      if (!validator_.validate(*schema, document_, &failures_)) {
+        return fail(d, stage::kSchema, schema::explain(failures_));
+      }
+    }
+  } catch (const std::exception& e) {
+    // RapidJSON's checks throw (schema/rapidjson.h); the message is bad, the daemon is fine.
+    return fail(d, stage::kDecode, std::string("cannot decode: ") + e.what());
+  }
+
+  if (store_ != nullptr && id_) {
+    switch (store_->reserve(d.id, kReservationTtl)) {
+      case dedup::ReserveResult::New:
+        d.reserved = true;
+        break;
+      case dedup::ReserveResult::InProgress:
+      case dedup::ReserveResult::Done:
+        // In memory, a reservation is only ever held by this pipeline, whose earlier copy of the
+        // id is in flight and will be confirmed (it is retried, never released): a duplicate.
+        d.route = spec_.dedup->on_duplicate == config::DedupSpec::OnDuplicate::Audit ? Route::Audit
+                                                                                     : Route::Drop;
+        d.stage = stage::kDedup;
+        d.reason = "duplicate: message id " + quote(d.id) + " was already processed";
+        break;
+    }
+  }
+}
+
+void Router::confirm(const Decision& d) {
+  if (d.reserved && store_ != nullptr) store_->confirm(d.id, dedup_ttl_);
+}
+
+void Router::release(const Decision& d) {
+  if (d.reserved && store_ != nullptr) store_->release(d.id);
+}
+
+}  // namespace kpipe::pipeline

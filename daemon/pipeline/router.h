@@ -1,0 +1,105 @@
+#pragma once
+// The message stages of a pipeline, without Kafka: size check → decode → key → id → type →
+// schema → dedup reserve. route() says where one input value goes and why.
+//
+// Every failure is non-blocking (the message itself is bad) and comes back as a value with
+// the stage and a reason a person can act on; route() never throws on input.
+//
+// Not thread-safe: owns a parse buffer and a schema validator reused for every message. One
+// Router per pipeline worker, used on its io_context thread.
+
+#include "daemon/config/spec.h"
+#include "daemon/dedup/store.h"
+#include "daemon/schema/rapidjson.h"
+#include "daemon/schema/validator.h"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace kpipe::pipeline {
+
+enum class Route { Output, Error, Audit, Drop };
+const char* routeName(Route route);
+
+// Error stages, as they appear in the kpipe.error.stage header.
+namespace stage {
+inline constexpr std::string_view kSize = "size";
+inline constexpr std::string_view kDecode = "decode";
+inline constexpr std::string_view kKey = "key";
+inline constexpr std::string_view kId = "id";
+inline constexpr std::string_view kType = "type";
+inline constexpr std::string_view kSchema = "schema";
+inline constexpr std::string_view kDedup = "dedup";
+}  // namespace stage
+
+struct Decision {
+  Route route = Route::Output;
+  std::string_view stage;  // for Error and Audit
+  std::string reason;      // for Error and Audit
+  std::string output_key;  // for Output
+  std::string id;          // the message id when dedup is on and it was read
+  bool reserved = false;   // a dedup reservation was taken: confirm after the ack
+  void clear();
+};
+
+class Router {
+ public:
+  // Compiles the pipeline's schemas. `store` may be null when the pipeline has no dedup; it
+  // must outlive the Router. Errors name the schema file.
+  static std::variant<std::unique_ptr<Router>, std::string> build(
+      const config::PipelineSpec& spec, dedup::Store* store, std::chrono::milliseconds dedup_ttl);
+
+  // `value` is null for a tombstone. Fills `decision` (cleared first; its buffers are reused).
+  void route(const char* value, size_t size, Decision& decision);
+
+  // The effect of a routed message was acknowledged: a reservation becomes a remembered id.
+  void confirm(const Decision& decision);
+  // The effect failed and will be retried later: give the reservation back.
+  void release(const Decision& decision);
+
+  const config::PipelineSpec& spec() const { return spec_; }
+
+  // How long a reservation lives without a confirm (a crash between the two).
+  static constexpr std::chrono::milliseconds kReservationTtl = std::chrono::minutes(5);
+
+ private:
+  struct Pointer {
+    std::string text;
+    rapidjson::Pointer pointer;
+  };
+  Router(const config::PipelineSpec& spec, dedup::Store* store, std::chrono::milliseconds ttl);
+  void fail(Decision& d, std::string_view stage, std::string reason);
+  // Reads a scalar at `p` as key/id text. Returns the reason when it cannot.
+  std::optional<std::string> readScalar(const Pointer& p, std::string_view what, std::string& out,
+                                        bool allow_number) const;
+
+  config::PipelineSpec spec_;
+  dedup::Store* store_;
+  std::chrono::milliseconds dedup_ttl_;
+  Pointer key_;
+  std::optional<Pointer> output_key_;  // set only when it differs from the pipeline key
+  std::optional<Pointer> id_;
+  std::optional<Pointer> type_field_;
+  schema::SchemaPtr single_schema_;
+  std::vector<std::pair<std::string, schema::SchemaPtr>> type_schemas_;
+
+  // Reused per message: a pooled allocator keeps parsing free of malloc for typical events.
+  std::vector<char> parse_buffer_;
+  std::vector<char> stack_buffer_;
+  rapidjson::MemoryPoolAllocator<> allocator_;
+  rapidjson::MemoryPoolAllocator<> stack_allocator_;
+  // The parse stack also comes from a pool: the default (malloc) would cost one allocation per
+  // message, as RapidJSON frees the stack after every parse.
+  rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                             rapidjson::MemoryPoolAllocator<>>
+      document_;
+  schema::Validator validator_;
+  std::vector<schema::Failure> failures_;
+};
+
+}  // namespace kpipe::pipeline

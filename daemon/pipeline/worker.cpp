@@ -1,0 +1,534 @@
+#include "daemon/pipeline/worker.h"
+
+#include "daemon/observe/log.h"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+namespace kpipe::pipeline {
+namespace log = observe::log;
+
+namespace {
+constexpr size_t kConsumeBatch = 1024;
+// Batches handled per wake-up before yielding to other handlers on the io_context.
+constexpr int kBatchesPerTurn = 8;
+constexpr auto kLagInterval = std::chrono::seconds(1);
+constexpr auto kWarningInterval = std::chrono::seconds(5);
+}  // namespace
+
+// A consumed message whose effect is not acknowledged yet. Pooled: the strings in `decision`
+// keep their capacity from one message to the next.
+struct Worker::InFlight {
+  rd_kafka_message_t* consumed = nullptr;  // owned; its payload is produced without a copy
+  Decision decision;
+  uint64_t generation = 0;  // the assignment it belongs to; stale ones commit nothing
+  uint32_t attempts = 0;
+};
+
+struct Worker::PartitionState {
+  PartitionState(observe::Metrics& metrics, const std::string& pipeline, const std::string& topic,
+                 int32_t partition, uint64_t gen)
+      : generation(gen),
+        labels{{"pipeline", pipeline}, {"topic", topic}, {"partition", std::to_string(partition)}},
+        lag(metrics.lag_messages.Add(labels)),
+        committed(metrics.committed_offset.Add(labels)) {}
+  uint64_t generation;
+  CommitTracker tracker;
+  std::map<std::string, std::string> labels;
+  prometheus::Gauge& lag;
+  prometheus::Gauge& committed;
+};
+
+std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
+    boost::asio::io_context& io, const config::PipelineSpec& spec, const WorkerOptions& options,
+    std::unique_ptr<dedup::Store> store, std::chrono::milliseconds dedup_ttl,
+    observe::Metrics& metrics) {
+  std::unique_ptr<Worker> w(new Worker(io, spec, options, std::move(store), metrics));
+  auto router = Router::build(spec, w->store_.get(), dedup_ttl);
+  if (auto* error = std::get_if<std::string>(&router)) return *error;
+  w->router_ = std::move(std::get<std::unique_ptr<Router>>(router));
+
+  const std::string prefix = "pipeline " + spec.name + ": ";
+  // Our defaults first, the user's kafka.properties last so that they win.
+  kafka::Properties producer_props{
+      {"bootstrap.servers", options.bootstrap},
+      {"enable.idempotence", "true"},  // implies acks=all and ordered retries
+      {"linger.ms", "5"},
+      // Java-compatible key placement (librdkafka's default, consistent_random, is not).
+      {"partitioner", "murmur2_random"},
+  };
+  auto producer_conf =
+      kafka::makeConf({&producer_props, &options.properties, &options.producer_properties});
+  if (auto* error = std::get_if<std::string>(&producer_conf)) return prefix + *error;
+  rd_kafka_conf_t* pconf = std::get<kafka::ConfPtr>(producer_conf).get();
+  kafka::setLogger(pconf, "kpipe-" + spec.name + "-producer");
+  rd_kafka_conf_set_dr_msg_cb(pconf, &Worker::onDeliveryReport);
+  rd_kafka_conf_set_opaque(pconf, w.get());
+  auto producer =
+      kafka::makeClient(RD_KAFKA_PRODUCER, std::move(std::get<kafka::ConfPtr>(producer_conf)));
+  if (auto* error = std::get_if<std::string>(&producer)) return prefix + *error;
+  w->producer_ = std::move(std::get<kafka::KafkaPtr>(producer));
+
+  kafka::Properties consumer_props{
+      {"bootstrap.servers", options.bootstrap},
+      {"group.id", spec.input.group},
+      {"auto.offset.reset", "earliest"},
+      // Offsets are stored by us, only up to the last contiguous acknowledged message, and
+      // librdkafka commits what was stored every second (plus synchronously on revoke/close).
+      {"enable.auto.offset.store", "false"},
+      {"enable.auto.commit", "true"},
+      {"auto.commit.interval.ms", "1000"},
+      {"enable.partition.eof", "true"},  // tells the lag gauge where the end is when idle
+      // librdkafka 2.0.2's cooperative-sticky has known bugs: stay with eager assignors.
+      {"partition.assignment.strategy", "range,roundrobin"},
+      // With the default (100000) 2.0.2 stops prefetching and re-checks only once a second.
+      {"queued.min.messages", "1000000"},
+  };
+  auto consumer_conf =
+      kafka::makeConf({&consumer_props, &options.properties, &options.consumer_properties});
+  if (auto* error = std::get_if<std::string>(&consumer_conf)) return prefix + *error;
+  rd_kafka_conf_t* cconf = std::get<kafka::ConfPtr>(consumer_conf).get();
+  kafka::setLogger(cconf, "kpipe-" + spec.name + "-consumer");
+  rd_kafka_conf_set_rebalance_cb(cconf, &Worker::onRebalance);
+  rd_kafka_conf_set_opaque(cconf, w.get());
+  auto consumer =
+      kafka::makeClient(RD_KAFKA_CONSUMER, std::move(std::get<kafka::ConfPtr>(consumer_conf)));
+  if (auto* error = std::get_if<std::string>(&consumer)) return prefix + *error;
+  w->consumer_ = std::move(std::get<kafka::KafkaPtr>(consumer));
+  // Route the main queue (rebalances, errors) into the consumer queue we serve.
+  rd_kafka_poll_set_consumer(w->consumer_.get());
+
+  w->output_topic_.reset(
+      rd_kafka_topic_new(w->producer_.get(), spec.output.topic.c_str(), nullptr));
+  w->error_topic_.reset(rd_kafka_topic_new(w->producer_.get(), spec.errors.topic.c_str(), nullptr));
+  w->audit_topic_.reset(
+      rd_kafka_topic_new(w->producer_.get(), spec.errors.audit_topic.c_str(), nullptr));
+  w->input_topic_.reset(rd_kafka_topic_new(w->consumer_.get(), spec.input.topic.c_str(), nullptr));
+  if (!w->output_topic_ || !w->error_topic_ || !w->audit_topic_ || !w->input_topic_) {
+    return prefix + "cannot create topic handles: " + rd_kafka_err2str(rd_kafka_last_error());
+  }
+  w->consumer_queue_.reset(rd_kafka_queue_get_consumer(w->consumer_.get()));
+  w->producer_queue_.reset(rd_kafka_queue_get_main(w->producer_.get()));
+  Worker* self = w.get();
+  w->consumer_wakeup_ = std::make_unique<kafka::QueueWakeup>(io, w->consumer_queue_.get(),
+                                                             [self] { self->onConsumerReady(); });
+  w->producer_wakeup_ = std::make_unique<kafka::QueueWakeup>(io, w->producer_queue_.get(),
+                                                             [self] { self->onProducerReady(); });
+  return w;
+}
+
+Worker::Worker(boost::asio::io_context& io, const config::PipelineSpec& spec,
+               const WorkerOptions& options, std::unique_ptr<dedup::Store> store,
+               observe::Metrics& metrics)
+    : io_(io),
+      spec_(spec),
+      options_(options),
+      store_(std::move(store)),
+      metrics_(metrics),
+      stats_(metrics, spec.name),
+      lag_timer_(io),
+      stop_deadline_(io) {}
+
+Worker::~Worker() {
+  if (consumer_wakeup_) consumer_wakeup_->stop();
+  if (producer_wakeup_) producer_wakeup_->stop();
+  if (consumer_ && !closed_) rd_kafka_consumer_close(consumer_.get());
+  for (auto& [partition, state] : partitions_) {
+    metrics_.lag_messages.Remove(&state->lag);
+    metrics_.committed_offset.Remove(&state->committed);
+  }
+  // Undelivered messages still reference consumed payloads: purge them before anything dies.
+  if (producer_) {
+    rd_kafka_purge(producer_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(producer_.get(), 0);
+  }
+  // Whatever is still pooled with a message (blocked, or waiting for a retry) dies with us.
+  for (auto& f : pool_) {
+    if (f->consumed != nullptr) rd_kafka_message_destroy(f->consumed);
+    f->consumed = nullptr;
+  }
+}
+
+void Worker::start() {
+  auto* topics = rd_kafka_topic_partition_list_new(1);
+  kafka::PartitionListPtr list(topics);
+  rd_kafka_topic_partition_list_add(topics, spec_.input.topic.c_str(), RD_KAFKA_PARTITION_UA);
+  if (auto err = rd_kafka_subscribe(consumer_.get(), topics)) {
+    log::error("subscribe failed", {{"pipeline", spec_.name}, {"error", rd_kafka_err2str(err)}});
+  }
+  log::info("pipeline started", {{"pipeline", spec_.name},
+                                 {"input", spec_.input.topic},
+                                 {"group", spec_.input.group},
+                                 {"output", spec_.output.topic},
+                                 {"errors", spec_.errors.topic},
+                                 {"audit", spec_.errors.audit_topic}});
+  consumer_wakeup_->start();
+  producer_wakeup_->start();
+  scheduleLagUpdate();
+}
+
+// ---- consuming ----
+
+void Worker::onConsumerReady() {
+  if (stopping_) return;
+  rd_kafka_message_t* batch[kConsumeBatch];
+  for (int turn = 0; turn < kBatchesPerTurn; ++turn) {
+    if (!blocked_.empty()) return;  // resumed by the producer's next delivery report
+    ssize_t n = rd_kafka_consume_batch_queue(consumer_queue_.get(), 0, batch, kConsumeBatch);
+    if (n < 0) {
+      logRateLimited("consume failed", rd_kafka_err2str(rd_kafka_last_error()));
+      return;
+    }
+    for (ssize_t i = 0; i < n; ++i) process(batch[i]);
+    storeOffsets();  // drops and produce errors may have completed messages
+    if (static_cast<size_t>(n) < kConsumeBatch) return;
+  }
+  consumer_wakeup_->notify();  // more waiting: continue after other handlers had a turn
+}
+
+void Worker::process(rd_kafka_message_t* message) {
+  if (message->err) {
+    if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (auto it = partitions_.find(message->partition); it != partitions_.end()) {
+        it->second->tracker.observeEnd(message->offset);
+      }
+    } else {
+      logRateLimited("consumer error", rd_kafka_message_errstr(message));
+    }
+    rd_kafka_message_destroy(message);
+    return;
+  }
+  auto it = partitions_.find(message->partition);
+  if (it == partitions_.end() || stopping_) {  // revoked meanwhile: the next owner reads it
+    rd_kafka_message_destroy(message);
+    return;
+  }
+  InFlight* f = acquire();
+  f->consumed = message;
+  f->generation = it->second->generation;
+  f->attempts = 0;
+  router_->route(static_cast<const char*>(message->payload), message->len, f->decision);
+  it->second->tracker.begin(message->offset);
+  ++inflight_;
+  stats_.inflight.Increment();
+  if (f->decision.route == Route::Drop) {
+    complete(f);
+    return;
+  }
+  if (!blocked_.empty() || !produce(f)) blocked_.push_back(f);
+}
+
+// ---- producing ----
+
+bool Worker::produce(InFlight* f) {
+  const rd_kafka_message_t* in = f->consumed;
+  const Decision& d = f->decision;
+  rd_kafka_topic_t* topic = d.route == Route::Output  ? output_topic_.get()
+                            : d.route == Route::Error ? error_topic_.get()
+                                                      : audit_topic_.get();
+  const void* key = d.route == Route::Output ? d.output_key.data() : in->key;
+  size_t key_len = d.route == Route::Output ? d.output_key.size() : in->key_len;
+
+  // Original headers travel with every record (traceparent and friends); error and audit
+  // records say why and where from.
+  rd_kafka_headers_t* original = nullptr;
+  rd_kafka_message_headers(in, &original);
+  rd_kafka_headers_t* headers = nullptr;
+  if (original != nullptr) headers = rd_kafka_headers_copy(original);
+  if (d.route != Route::Output) {
+    if (headers == nullptr) headers = rd_kafka_headers_new(8);
+    auto add = [&](const char* name, const std::string& value) {
+      rd_kafka_header_add(headers, name, -1, value.data(), static_cast<ssize_t>(value.size()));
+    };
+    rd_kafka_timestamp_type_t ts_type;
+    int64_t timestamp = rd_kafka_message_timestamp(in, &ts_type);
+    add(d.route == Route::Error ? "kpipe.error.stage" : "kpipe.audit.stage", std::string(d.stage));
+    add(d.route == Route::Error ? "kpipe.error.reason" : "kpipe.audit.reason", d.reason);
+    if (d.route == Route::Error) add("kpipe.error.class", "non_blocking");
+    add("kpipe.origin.topic", spec_.input.topic);
+    add("kpipe.origin.partition", std::to_string(in->partition));
+    add("kpipe.origin.offset", std::to_string(in->offset));
+    add("kpipe.origin.timestamp", std::to_string(timestamp));
+    add("kpipe.pipeline", spec_.name);
+  }
+
+  // No RD_KAFKA_MSG_F_COPY: the payload lives in the consumed message, which we keep (and
+  // destroy) with its delivery report. Keys and headers are copied by librdkafka.
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      producer_.get(), RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+      RD_KAFKA_V_VALUE(in->payload, in->len), RD_KAFKA_V_KEY(key, key_len),
+      RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(f), RD_KAFKA_V_END);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
+  if (headers != nullptr) rd_kafka_headers_destroy(headers);  // not taken on failure
+  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return false;
+  // Refused at once (e.g. unknown topic): a blocking failure like a failed delivery.
+  delivered(f, err);
+  return true;
+}
+
+void Worker::onDeliveryReport(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+  static_cast<Worker*>(opaque)->delivered(static_cast<InFlight*>(message->_private), message->err);
+}
+
+void Worker::onProducerReady() {
+  rd_kafka_poll(producer_.get(), 0);  // serves delivery reports → delivered()
+  while (!blocked_.empty()) {
+    InFlight* f = blocked_.front();
+    auto it = partitions_.find(f->consumed->partition);
+    if (it == partitions_.end() || it->second->generation != f->generation) {
+      blocked_.pop_front();
+      discard(f);
+      continue;
+    }
+    if (!produce(f)) break;
+    blocked_.pop_front();
+  }
+  storeOffsets();
+  if (blocked_.empty() && !stopping_) consumer_wakeup_->notify();
+  maybeFinishStop();
+}
+
+void Worker::delivered(InFlight* f, rd_kafka_resp_err_t err) {
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (f->decision.route == Route::Output) router_->confirm(f->decision);
+    complete(f);
+    return;
+  }
+  // Blocking failure: the record could not be written. Never skip it (that would lose it):
+  // retry with backoff; the commit position stays below it meanwhile.
+  stats_.produce_errors.Increment();
+  logRateLimited("delivery failed, will retry",
+                 std::string(rd_kafka_err2str(err)) + " (topic partition " +
+                     std::to_string(f->consumed->partition) + " offset " +
+                     std::to_string(f->consumed->offset) + ")");
+  retryLater(f);
+}
+
+void Worker::retryLater(InFlight* f) {
+  const auto& retry = spec_.errors.retry;
+  double delay =
+      static_cast<double>(retry.initial.count()) *
+      std::pow(retry.multiplier, static_cast<double>(std::min<uint32_t>(f->attempts, 30)));
+  delay = std::min(delay, static_cast<double>(retry.max.count()));
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter(1.0 - retry.jitter, 1.0 + retry.jitter);
+  delay *= jitter(rng);
+  ++f->attempts;
+  auto timer = std::make_shared<boost::asio::steady_timer>(
+      io_, std::chrono::milliseconds(static_cast<int64_t>(delay)));
+  timer->async_wait(
+      [this, f, timer, alive = std::weak_ptr<char>(alive_)](const boost::system::error_code& ec) {
+        if (ec || alive.expired()) return;
+        auto it = partitions_.find(f->consumed->partition);
+        if (it == partitions_.end() || it->second->generation != f->generation) {
+          discard(f);
+          return;
+        }
+        if (!blocked_.empty() || !produce(f)) blocked_.push_back(f);
+      });
+}
+
+void Worker::complete(InFlight* f) {
+  switch (f->decision.route) {
+    case Route::Output:
+      stats_.ok.Increment();
+      break;
+    case Route::Error:
+      stats_.invalid.Increment();
+      break;
+    case Route::Audit:
+    case Route::Drop:
+      stats_.duplicate.Increment();
+      break;
+  }
+  auto it = partitions_.find(f->consumed->partition);
+  if (it != partitions_.end() && it->second->generation == f->generation &&
+      it->second->tracker.complete(f->consumed->offset)) {
+    dirty_partitions_.push_back(f->consumed->partition);
+  }
+  recycle(f);
+}
+
+// Work of a partition that is no longer ours: drop it uncommitted; its next owner redoes it.
+void Worker::discard(InFlight* f) {
+  if (f->decision.route == Route::Output) router_->release(f->decision);
+  recycle(f);
+}
+
+void Worker::storeOffsets() {
+  if (dirty_partitions_.empty()) return;
+  std::sort(dirty_partitions_.begin(), dirty_partitions_.end());
+  dirty_partitions_.erase(std::unique(dirty_partitions_.begin(), dirty_partitions_.end()),
+                          dirty_partitions_.end());
+  for (int32_t partition : dirty_partitions_) {
+    auto it = partitions_.find(partition);
+    if (it == partitions_.end()) continue;
+    int64_t next = it->second->tracker.commitPosition();
+    // rd_kafka_offset_store() stores offset+1: pass the last finished offset.
+    if (next > 0) rd_kafka_offset_store(input_topic_.get(), partition, next - 1);
+    it->second->committed.Set(static_cast<double>(next));
+  }
+  dirty_partitions_.clear();
+}
+
+// ---- rebalancing ----
+
+void Worker::onRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  auto* self = static_cast<Worker*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    self->assign(partitions);
+  } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+    self->revoke(partitions);
+  } else {
+    log::error("rebalance error",
+               {{"pipeline", self->spec_.name}, {"error", rd_kafka_err2str(err)}});
+    rd_kafka_assign(rk, nullptr);
+  }
+}
+
+void Worker::assign(rd_kafka_topic_partition_list_t* partitions) {
+  std::string names;
+  for (int i = 0; i < partitions->cnt; ++i) {
+    int32_t p = partitions->elems[i].partition;
+    partitions_[p] =
+        std::make_unique<PartitionState>(metrics_, spec_.name, spec_.input.topic, p, ++generation_);
+    names += (names.empty() ? "" : ",") + std::to_string(p);
+  }
+  stats_.assigned.Set(static_cast<double>(partitions_.size()));
+  log::info("partitions assigned",
+            {{"pipeline", spec_.name}, {"topic", spec_.input.topic}, {"partitions", names}});
+  rd_kafka_assign(consumer_.get(), partitions);
+}
+
+void Worker::revoke(rd_kafka_topic_partition_list_t* partitions) {
+  const bool lost = rd_kafka_assignment_lost(consumer_.get());
+  // Finish what is in flight so that it is committed by us, not redone by the next owner.
+  // Documented blocking point: up to revoke_timeout on the io_context thread.
+  if (!lost) {
+    rd_kafka_flush(producer_.get(), static_cast<int>(options_.revoke_timeout.count()));
+    storeOffsets();
+    // After a lost assignment the group has moved on: commit nothing.
+    if (auto err = rd_kafka_commit(consumer_.get(), nullptr, 0);
+        err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+      log::warn("commit on revoke failed",
+                {{"pipeline", spec_.name}, {"error", rd_kafka_err2str(err)}});
+    }
+  }
+  std::string names;
+  for (int i = 0; i < partitions->cnt; ++i) {
+    int32_t p = partitions->elems[i].partition;
+    if (auto it = partitions_.find(p); it != partitions_.end()) {
+      metrics_.lag_messages.Remove(&it->second->lag);
+      metrics_.committed_offset.Remove(&it->second->committed);
+      partitions_.erase(it);
+    }
+    names += (names.empty() ? "" : ",") + std::to_string(p);
+  }
+  stats_.assigned.Set(static_cast<double>(partitions_.size()));
+  log::info(lost ? "partitions lost" : "partitions revoked",
+            {{"pipeline", spec_.name}, {"topic", spec_.input.topic}, {"partitions", names}});
+  rd_kafka_assign(consumer_.get(), nullptr);
+}
+
+// ---- lag ----
+
+void Worker::scheduleLagUpdate() {
+  lag_timer_.expires_after(kLagInterval);
+  lag_timer_.async_wait(
+      [this, alive = std::weak_ptr<char>(alive_)](const boost::system::error_code& ec) {
+        if (ec || alive.expired()) return;
+        updateLag();
+        scheduleLagUpdate();
+      });
+}
+
+void Worker::updateLag() {
+  for (auto& [partition, state] : partitions_) {
+    int64_t low = 0;
+    int64_t high = 0;
+    // Cached from fetch responses: no broker round trip on the io thread.
+    if (rd_kafka_get_watermark_offsets(consumer_.get(), spec_.input.topic.c_str(), partition, &low,
+                                       &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      continue;
+    }
+    int64_t position = state->tracker.commitPosition();
+    if (position == CommitTracker::kUnknown) continue;
+    state->lag.Set(static_cast<double>(std::max<int64_t>(0, high - position)));
+  }
+}
+
+// ---- stopping ----
+
+void Worker::stop(std::function<void()> done) {
+  if (stopping_) return;
+  stopping_ = true;
+  on_stopped_ = std::move(done);
+  log::info("pipeline stopping: finishing in-flight messages",
+            {{"pipeline", spec_.name}, {"inflight", static_cast<uint64_t>(inflight_)}});
+  stop_deadline_.expires_after(options_.drain_timeout);
+  stop_deadline_.async_wait(
+      [this, alive = std::weak_ptr<char>(alive_)](const boost::system::error_code& ec) {
+        if (ec || alive.expired() || closed_) return;
+        log::warn("drain timeout: closing with messages in flight (they will be redelivered)",
+                  {{"pipeline", spec_.name}, {"inflight", static_cast<uint64_t>(inflight_)}});
+        finishStop();
+      });
+  maybeFinishStop();
+}
+
+void Worker::maybeFinishStop() {
+  if (stopping_ && !closed_ && inflight_ == 0) finishStop();
+}
+
+void Worker::finishStop() {
+  closed_ = true;
+  stop_deadline_.cancel();
+  lag_timer_.cancel();
+  storeOffsets();
+  // Leaves the group: the rebalance callback (revoke) runs inside and commits synchronously.
+  // Documented blocking point.
+  consumer_wakeup_->stop();
+  rd_kafka_consumer_close(consumer_.get());
+  producer_wakeup_->stop();
+  log::info("pipeline stopped", {{"pipeline", spec_.name}});
+  if (on_stopped_) boost::asio::post(io_, std::move(on_stopped_));
+}
+
+// ---- bookkeeping ----
+
+Worker::InFlight* Worker::acquire() {
+  if (free_.empty()) {
+    pool_.push_back(std::make_unique<InFlight>());
+    return pool_.back().get();
+  }
+  InFlight* f = free_.back();
+  free_.pop_back();
+  return f;
+}
+
+void Worker::recycle(InFlight* f) {
+  rd_kafka_message_destroy(f->consumed);
+  f->consumed = nullptr;
+  free_.push_back(f);
+  --inflight_;
+  stats_.inflight.Decrement();
+}
+
+void Worker::logRateLimited(const char* what, const std::string& detail) {
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_warning_ < kWarningInterval) {
+    ++suppressed_warnings_;
+    return;
+  }
+  log::warn(what,
+            {{"pipeline", spec_.name}, {"detail", detail}, {"suppressed", suppressed_warnings_}});
+  last_warning_ = now;
+  suppressed_warnings_ = 0;
+}
+
+}  // namespace kpipe::pipeline

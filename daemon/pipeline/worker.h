@@ -1,0 +1,135 @@
+#pragma once
+// One running pipeline: a consumer-group member that routes every input message to the output,
+// error or audit topic, and commits an input offset only after the effects of that message and
+// of every earlier message of its partition are acknowledged (at-least-once).
+//
+// Data flow (see README.md in this directory):
+//   consumer queue ──wakeup──► route (router.h) ──► produce (no copy: the consumed message is
+//   kept until its delivery report) ──dr──► confirm dedup, CommitTracker::complete ──► offset
+//   store ──► librdkafka auto-commit (every second), synchronous commit on revoke and stop.
+//
+// Threading: everything runs on the io_context thread given at construction, woken by
+// librdkafka through QueueWakeup; nothing polls. Two documented blocking points: a revoke
+// flushes the producer (up to revoke_timeout) so that finished work is committed before the
+// partitions move, and stop() closes the consumer (leave group) once in-flight work is done.
+//
+// Lifecycle: create() → start() → stop(done) → destroy after done ran.
+
+#include "daemon/config/spec.h"
+#include "daemon/dedup/store.h"
+#include "daemon/kafka/handle.h"
+#include "daemon/kafka/queue_wakeup.h"
+#include "daemon/observe/metrics.h"
+#include "daemon/pipeline/commit_tracker.h"
+#include "daemon/pipeline/router.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+namespace kpipe::pipeline {
+
+struct WorkerOptions {
+  std::string bootstrap;
+  kafka::Properties properties;           // kafka.properties: both clients
+  kafka::Properties consumer_properties;  // kafka.consumer_properties, applied after
+  kafka::Properties producer_properties;  // kafka.producer_properties, applied after
+  std::chrono::milliseconds revoke_timeout = std::chrono::seconds(10);
+  std::chrono::milliseconds drain_timeout = std::chrono::seconds(30);
+};
+
+class Worker {
+ public:
+  static std::variant<std::unique_ptr<Worker>, std::string> create(
+      boost::asio::io_context& io, const config::PipelineSpec& spec, const WorkerOptions& options,
+      std::unique_ptr<dedup::Store> store, std::chrono::milliseconds dedup_ttl,
+      observe::Metrics& metrics);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void start();
+  // Stops fetching, lets in-flight work finish (up to drain_timeout), commits, leaves the
+  // group, then calls `done` on the io_context thread.
+  void stop(std::function<void()> done);
+
+  const std::string& name() const { return spec_.name; }
+
+ private:
+  struct InFlight;
+  struct PartitionState;
+  Worker(boost::asio::io_context& io, const config::PipelineSpec& spec,
+         const WorkerOptions& options, std::unique_ptr<dedup::Store> store,
+         observe::Metrics& metrics);
+
+  static void onDeliveryReport(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
+  static void onRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* partitions, void* opaque);
+
+  void onConsumerReady();
+  void onProducerReady();
+  void process(rd_kafka_message_t* message);
+  // Returns false when the producer queue is full (the message waits in blocked_).
+  bool produce(InFlight* f);
+  void delivered(InFlight* f, rd_kafka_resp_err_t err);
+  void complete(InFlight* f);
+  void retryLater(InFlight* f);
+  void discard(InFlight* f);
+  void assign(rd_kafka_topic_partition_list_t* partitions);
+  void revoke(rd_kafka_topic_partition_list_t* partitions);
+  void storeOffsets();
+  void updateLag();
+  void scheduleLagUpdate();
+  void maybeFinishStop();
+  void finishStop();
+  InFlight* acquire();
+  void recycle(InFlight* f);
+  void logRateLimited(const char* what, const std::string& detail);
+
+  boost::asio::io_context& io_;
+  config::PipelineSpec spec_;
+  WorkerOptions options_;
+  std::unique_ptr<dedup::Store> store_;
+  std::unique_ptr<Router> router_;
+  observe::Metrics& metrics_;
+  observe::PipelineStats stats_;
+
+  // Destruction order matters (reverse of declaration): wakeups, then queues and topic handles,
+  // then the clients they belong to.
+  kafka::KafkaPtr producer_;
+  kafka::KafkaPtr consumer_;
+  kafka::TopicPtr output_topic_;
+  kafka::TopicPtr error_topic_;
+  kafka::TopicPtr audit_topic_;
+  kafka::TopicPtr input_topic_;  // consumer-side handle, for the legacy per-partition offset store
+  kafka::QueuePtr consumer_queue_;
+  kafka::QueuePtr producer_queue_;
+  std::unique_ptr<kafka::QueueWakeup> consumer_wakeup_;
+  std::unique_ptr<kafka::QueueWakeup> producer_wakeup_;
+
+  std::unordered_map<int32_t, std::unique_ptr<PartitionState>> partitions_;
+  std::vector<int32_t> dirty_partitions_;
+  std::deque<InFlight*> blocked_;  // routed, waiting for room in the producer queue (in order)
+  std::vector<std::unique_ptr<InFlight>> pool_;
+  std::vector<InFlight*> free_;
+  uint64_t generation_ = 0;
+  size_t inflight_ = 0;
+
+  boost::asio::steady_timer lag_timer_;
+  boost::asio::steady_timer stop_deadline_;
+  bool stopping_ = false;
+  bool closed_ = false;
+  std::function<void()> on_stopped_;
+  std::chrono::steady_clock::time_point last_warning_{};
+  uint64_t suppressed_warnings_ = 0;
+  std::shared_ptr<char> alive_ = std::make_shared<char>();
+};
+
+}  // namespace kpipe::pipeline

@@ -1,0 +1,126 @@
+#include "daemon/schema/pattern.h"
+
+#include "daemon/schema/valijson.h"
+
+#include <memory>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#ifndef __GLIBCXX__
+#error \
+    "pattern.cpp relies on libstdc++'s polynomial std::regex executor (regex_constants::__polynomial)"
+#endif
+
+namespace kpipe::schema::detail {
+namespace {
+
+// regex_search tries every start position, so on a subject that does not match it costs
+// O(length^2 x pattern): fine for short subjects, where it is about twice as fast as the single
+// pass below. Longer subjects use one regex_match of `[\s\S]*?(?:pattern)[\s\S]*`, linear.
+constexpr size_t kSearchMaxBytes = 128;
+
+constexpr auto kRegexFlags = std::regex::ECMAScript | std::regex_constants::__polynomial;
+
+class CompiledPattern {
+ public:
+  explicit CompiledPattern(std::string source) : source_(std::move(source)) {
+    try {
+      // The pattern alone first: wrapping could turn an invalid pattern such as `a)(b` valid.
+      search_.assign(source_, kRegexFlags);
+      // `^` and `$` still anchor at the subject's ends only (no multiline flag), so the wrapper
+      // does not change what matches.
+      anywhere_.assign("[\\s\\S]*?(?:" + source_ + ")[\\s\\S]*", kRegexFlags);
+    } catch (const std::regex_error& e) {
+      if (e.code() == std::regex_constants::error_complexity) {
+        throw std::runtime_error("pattern \"" + source_ +
+                                 "\" uses a back-reference, which kpipe does not support");
+      }
+      throw std::runtime_error("invalid pattern \"" + source_ + "\": " + e.what());
+    }
+  }
+
+  bool matches(std::string_view subject) const {
+    if (subject.size() <= kSearchMaxBytes) {
+      return std::regex_search(subject.begin(), subject.end(), search_);
+    }
+    return std::regex_match(subject.begin(), subject.end(), anywhere_);
+  }
+
+  const std::string& source() const { return source_; }
+
+ private:
+  std::string source_;
+  std::regex search_;
+  std::regex anywhere_;
+};
+
+// Immutable after construction and shared by every copy valijson makes of it, so one compiled
+// regex serves all threads (matching a const std::regex is thread-safe).
+class PatternConstraint final : public valijson::constraints::PolyConstraint {
+ public:
+  explicit PatternConstraint(std::shared_ptr<const CompiledPattern> pattern)
+      : pattern_(std::move(pattern)) {}
+
+  bool validate(const valijson::adapters::Adapter& target, const std::vector<std::string>& context,
+                valijson::ValidationResults* results) const override {
+    if (!target.isString()) {
+      return true;  // `pattern` applies to strings only
+    }
+    // The adapter can only copy the string out; reusing one buffer per thread avoids allocating.
+    thread_local std::string subject;
+    target.getString(subject);
+    if (subject.size() > kMaxPatternSubjectBytes) {
+      if (results != nullptr) {
+        results->pushError(context, std::string(kPatternTooLong) + std::to_string(subject.size()) +
+                                        ":" + pattern_->source());
+      }
+      return false;
+    }
+    if (pattern_->matches(subject)) {
+      return true;
+    }
+    if (results != nullptr) {
+      results->pushError(context, std::string(kPatternMismatch) + pattern_->source());
+    }
+    return false;
+  }
+
+ private:
+  valijson::constraints::Constraint* cloneInto(void* memory) const override {
+    return new (memory) PatternConstraint(*this);
+  }
+  size_t sizeOf() const override { return sizeof(PatternConstraint); }
+
+  std::shared_ptr<const CompiledPattern> pattern_;
+};
+
+class PatternConstraintBuilder final : public valijson::ConstraintBuilder {
+ public:
+  valijson::constraints::Constraint* make(const valijson::adapters::Adapter& node) const override {
+    std::string source;
+    if (!node.isString() || !node.getString(source)) {
+      throw std::runtime_error("\"pattern\" must be a string");
+    }
+    return new PatternConstraint(std::make_shared<const CompiledPattern>(std::move(source)));
+  }
+};
+
+}  // namespace
+
+bool patternMatches(std::string_view pattern, std::string_view subject) {
+  try {
+    return subject.size() <= kMaxPatternSubjectBytes &&
+           CompiledPattern(std::string(pattern)).matches(subject);
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::unique_ptr<valijson::ConstraintBuilder> makePatternConstraintBuilder() {
+  return std::make_unique<PatternConstraintBuilder>();
+}
+
+}  // namespace kpipe::schema::detail

@@ -1,0 +1,161 @@
+#include "daemon/schema/prepare.h"
+
+#include "daemon/schema/pattern.h"
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace kpipe::schema::detail {
+namespace {
+
+using rapidjson::Value;
+
+// Far beyond any real schema; bounds the recursion of both passes below.
+constexpr int kMaxSchemaDepth = 256;
+
+[[noreturn]] void tooDeep() {
+  throw std::runtime_error("schema nests deeper than " + std::to_string(kMaxSchemaDepth) +
+                           " levels");
+}
+
+const Value* member(const Value& object, const char* name) {
+  const auto it = object.FindMember(name);
+  return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+// Renames `pattern`, notes `patternProperties`, and lists every schema object.
+class Walker {
+ public:
+  void walkSchema(Value& node, int depth) {
+    if (!node.IsObject()) {
+      return;  // boolean schemas, and non-schema values under unknown keywords
+    }
+    if (depth > kMaxSchemaDepth) {
+      tooDeep();
+    }
+    schemas.push_back(&node);
+    for (auto& m : node.GetObject()) {
+      const std::string_view key(m.name.GetString(), m.name.GetStringLength());
+      if (key == kPatternKeyword) {
+        throw std::runtime_error(std::string("the keyword \"") + kPatternKeyword +
+                                 "\" is reserved by kpipe");
+      }
+      if (key == "pattern") {
+        m.name.SetString(rapidjson::StringRef(kPatternKeyword));
+      } else if (key == "enum" || key == "const" || key == "default" || key == "examples") {
+        // Data, not schemas: an enum value {"pattern": "x"} must stay as written.
+      } else if (key == "properties" || key == "patternProperties" || key == "definitions" ||
+                 key == "dependencies") {
+        // Maps from names to schemas: the names are data ("pattern" may be a property name).
+        uses_pattern_properties |= key == "patternProperties";
+        if (m.value.IsObject()) {
+          for (auto& entry : m.value.GetObject()) {
+            walkSchema(entry.value, depth + 1);
+          }
+        }
+      } else if (m.value.IsArray()) {
+        // items, allOf, ... and unknown keywords too: a $ref may point anywhere, so whatever
+        // looks like a schema is treated as one.
+        for (auto& item : m.value.GetArray()) {
+          walkSchema(item, depth + 1);
+        }
+      } else {
+        walkSchema(m.value, depth + 1);
+      }
+    }
+  }
+
+  std::vector<const Value*> schemas;
+  bool uses_pattern_properties = false;
+};
+
+// Finds cycles among the subschemas that apply to the same place in the document: $ref,
+// allOf/anyOf/oneOf, not, if/then/else, schema dependencies. (properties, items, ... descend
+// into the document, so recursion through them ends with the document.)
+class CycleFinder {
+ public:
+  explicit CycleFinder(const Value& root) : root_(root) {}
+
+  void visit(const Value& node, int depth) {
+    if (!node.IsObject()) {
+      return;
+    }
+    const auto [it, inserted] = state_.try_emplace(&node, State::kOnPath);
+    if (!inserted) {
+      if (it->second == State::kOnPath) {
+        throw std::runtime_error(
+            "the schema refers to itself without descending into the document (a $ref cycle), "
+            "so validation would never end");
+      }
+      return;
+    }
+    if (depth > kMaxSchemaDepth) {
+      tooDeep();
+    }
+    if (const Value* ref = member(node, "$ref")) {
+      // valijson ignores the siblings of $ref. Only pointers into this document are followed.
+      if (ref->IsString() && ref->GetStringLength() > 0 && ref->GetString()[0] == '#') {
+        const rapidjson::Pointer pointer(ref->GetString(), ref->GetStringLength());
+        if (const Value* target = pointer.IsValid() ? pointer.Get(root_) : nullptr) {
+          visit(*target, depth + 1);
+        }
+      }
+    } else {
+      for (const char* list : {"allOf", "anyOf", "oneOf"}) {
+        if (const Value* items = member(node, list); items != nullptr && items->IsArray()) {
+          for (const Value& item : items->GetArray()) {
+            visit(item, depth + 1);
+          }
+        }
+      }
+      for (const char* single : {"not", "if", "then", "else"}) {
+        if (const Value* sub = member(node, single)) {
+          visit(*sub, depth + 1);
+        }
+      }
+      if (const Value* dependencies = member(node, "dependencies");
+          dependencies != nullptr && dependencies->IsObject()) {
+        for (const auto& dependency : dependencies->GetObject()) {
+          visit(dependency.value, depth + 1);
+        }
+      }
+    }
+    state_[&node] = State::kDone;  // not `it`: the map may have rehashed
+  }
+
+ private:
+  enum class State { kOnPath, kDone };
+  const Value& root_;
+  std::unordered_map<const Value*, State> state_;
+};
+
+}  // namespace
+
+PrepareResult prepareSchema(rapidjson::Document& document, bool main) {
+  if (main && document.IsObject()) {
+    auto ref = document.FindMember("$ref");
+    if (ref != document.MemberEnd()) {
+      Value all_of(rapidjson::kArrayType);
+      Value reference(rapidjson::kObjectType);
+      reference.AddMember("$ref", ref->value, document.GetAllocator());  // moves the string
+      all_of.PushBack(reference, document.GetAllocator());
+      document.RemoveMember("allOf");  // ignored next to $ref in draft-07 anyway
+      ref = document.FindMember("$ref");
+      ref->name.SetString(rapidjson::StringRef("allOf"));
+      ref->value = all_of;
+    }
+  }
+
+  Walker walker;
+  walker.walkSchema(document, 0);
+  CycleFinder cycles(document);
+  for (const Value* schema : walker.schemas) {
+    cycles.visit(*schema, 0);
+  }
+  return PrepareResult{walker.uses_pattern_properties};
+}
+
+}  // namespace kpipe::schema::detail

@@ -1,0 +1,840 @@
+#include "daemon/schema/validator.h"
+
+// Known gaps of valijson 1.0 that this file does not paper over (../shared/notes/valijson-1.0.md):
+// - `format` is checked for date, time and date-time only (and 2023-02-29 passes); on a
+//   non-string value it can fail or throw (a throw becomes a "validation error" failure).
+// - minItems/maxLength/... written as decimals (`2.0`) are refused at compile time, and `1.0` is
+//   not an integer.
+// - `$id` is ignored (only draft-4 `id` is read): only `$ref`s to JSON pointers inside the
+//   document, and to files next to the schema file, resolve.
+// - `pattern` is safe (pattern.h); `patternProperties` is bounded by name length only.
+
+#include "daemon/schema/pattern.h"
+#include "daemon/schema/prepare.h"
+#include "daemon/schema/rapidjson.h"
+#include "daemon/schema/valijson.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_set>
+#include <utility>
+
+namespace kpipe::schema {
+
+// Only this file sees the definition; the header keeps it opaque.
+class Schema {
+ public:
+  // The schema as compiled (after prepareSchema). Kept to quote the rule's operand
+  // (the allowed types, the enum, the minimum) in failure messages.
+  rapidjson::Document document;
+  valijson::Schema compiled;
+  bool uses_pattern_properties = false;
+};
+
+namespace {
+
+using rapidjson::Value;
+
+constexpr unsigned kParseFlags =
+    rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
+constexpr size_t kMaxValueBytes = 60;     // offending values, property names
+constexpr size_t kMaxOperandBytes = 100;  // enum lists, const values
+constexpr std::string_view kEllipsis = "\u2026";
+
+// ---------------------------------------------------------------------------------------------
+// JSON text
+
+// RapidJSON output stream that keeps the first `limit` bytes and notes that there were more.
+class BoundedBuffer {
+ public:
+  using Ch = char;
+  explicit BoundedBuffer(size_t limit) : limit_(limit) {}
+  void Put(char c) {
+    if (text_.size() <= limit_) {
+      text_.push_back(c);
+    }
+  }
+  void Flush() {}
+  bool full() const { return text_.size() > limit_; }
+
+  std::string take() {
+    if (text_.size() > limit_) {
+      size_t cut = limit_;
+      while (cut > 0 && (static_cast<unsigned char>(text_[cut]) & 0xC0) == 0x80) {
+        --cut;  // never split a UTF-8 sequence
+      }
+      text_.resize(cut);
+      text_ += kEllipsis;
+    }
+    return std::move(text_);
+  }
+
+ private:
+  size_t limit_;
+  std::string text_;
+};
+
+// Renders containers itself and stops descending once past `limit`: the recursion is then at most
+// `limit` levels deep, however deeply the document nests (RapidJSON's Accept() would follow it
+// all the way down).
+void render(const Value& value, rapidjson::Writer<BoundedBuffer>& writer, BoundedBuffer& buffer) {
+  if (value.IsObject()) {
+    buffer.Put('{');
+    for (auto it = value.MemberBegin(); it != value.MemberEnd() && !buffer.full(); ++it) {
+      if (it != value.MemberBegin()) buffer.Put(',');
+      writer.Reset(buffer);  // a Writer takes one root value; each key and scalar is one here
+      writer.String(it->name.GetString(), it->name.GetStringLength());
+      buffer.Put(':');
+      render(it->value, writer, buffer);
+    }
+    buffer.Put('}');
+  } else if (value.IsArray()) {
+    buffer.Put('[');
+    for (auto it = value.Begin(); it != value.End() && !buffer.full(); ++it) {
+      if (it != value.Begin()) buffer.Put(',');
+      render(*it, writer, buffer);
+    }
+    buffer.Put(']');
+  } else {
+    writer.Reset(buffer);
+    value.Accept(writer);
+  }
+}
+
+std::string toJson(const Value& value, size_t limit) {
+  BoundedBuffer buffer(limit);
+  rapidjson::Writer<BoundedBuffer> writer(buffer);
+  render(value, writer, buffer);
+  return buffer.take();
+}
+
+std::string quote(std::string_view text, size_t limit = kMaxValueBytes) {
+  BoundedBuffer buffer(limit);
+  rapidjson::Writer<BoundedBuffer> writer(buffer);
+  writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+  return buffer.take();
+}
+
+void appendPointerToken(std::string& pointer, std::string_view token) {
+  pointer += '/';
+  for (char c : token) {
+    if (c == '~') {
+      pointer += "~0";
+    } else if (c == '/') {
+      pointer += "~1";
+    } else {
+      pointer += c;
+    }
+  }
+}
+
+std::optional<size_t> parseIndex(std::string_view token) {
+  if (token.empty() || token.size() > 18 ||
+      !std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  size_t index = 0;
+  for (char c : token) {
+    index = index * 10 + static_cast<size_t>(c - '0');
+  }
+  return index;
+}
+
+const Value* child(const Value& value, std::string_view token) {
+  if (value.IsObject()) {
+    const auto it = value.FindMember(
+        Value(rapidjson::StringRef(token.data(), static_cast<rapidjson::SizeType>(token.size()))));
+    return it == value.MemberEnd() ? nullptr : &it->value;
+  }
+  if (value.IsArray()) {
+    const auto index = parseIndex(token);
+    return index && *index < value.Size() ? &value[static_cast<rapidjson::SizeType>(*index)]
+                                          : nullptr;
+  }
+  return nullptr;
+}
+
+const Value* member(const Value& object, const char* name) {
+  const auto it = object.FindMember(name);
+  return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compilation
+
+std::string describeParseError(std::string_view text, const rapidjson::Document& document,
+                               std::string_view origin) {
+  const size_t offset = std::min(document.GetErrorOffset(), text.size());
+  size_t line = 1;
+  size_t column = 1;
+  for (size_t i = 0; i < offset; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  std::string message(origin);
+  message += ':' + std::to_string(line) + ':' + std::to_string(column) +
+             ": not valid JSON at offset " + std::to_string(offset) + ": " +
+             rapidjson::GetParseError_En(document.GetParseError());
+  return message;
+}
+
+std::optional<std::string> readFile(const std::filesystem::path& file, std::string& error) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) {
+    error = "is a directory";
+    return std::nullopt;
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    error = std::strerror(errno);
+    return std::nullopt;
+  }
+  try {
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.bad()) {
+      return text;
+    }
+    error = "read failed";
+  } catch (const std::exception& e) {  // libstdc++'s filebuf throws on some read errors
+    error = e.what();
+  }
+  return std::nullopt;
+}
+
+// valijson calls this for every $ref to another document. kpipe never touches the network:
+// only relative references, resolved against the schema file's directory, are served.
+class DocumentFetcher {
+ public:
+  explicit DocumentFetcher(std::optional<std::filesystem::path> base_dir)
+      : base_dir_(std::move(base_dir)) {}
+
+  const rapidjson::Document* fetch(const std::string& uri) {
+    const bool has_scheme = uri.find(':') < uri.find('/');
+    if (!base_dir_ || has_scheme || uri.empty() || uri.front() == '/') {
+      error_ = "$ref to " + quote(uri, 200) +
+               " cannot be resolved: kpipe never fetches remote documents; only files relative "
+               "to the schema file are read";
+      return nullptr;
+    }
+    const std::filesystem::path file = *base_dir_ / uri;
+    std::string read_error;
+    const auto text = readFile(file, read_error);
+    if (!text) {
+      error_ = "$ref to " + quote(uri, 200) + ": " + file.string() + ": " + read_error;
+      return nullptr;
+    }
+    auto document = std::make_unique<rapidjson::Document>();
+    document->Parse<kParseFlags>(text->data(), text->size());
+    if (document->HasParseError()) {
+      error_ =
+          "$ref to " + quote(uri, 200) + ": " + describeParseError(*text, *document, file.string());
+      return nullptr;
+    }
+    uses_pattern_properties_ |=
+        detail::prepareSchema(*document, /*main=*/false).uses_pattern_properties;
+    return document.release();  // valijson owns it until it calls free()
+  }
+
+  static void free(const rapidjson::Document* document) { delete document; }
+
+  const std::string& error() const { return error_; }
+  bool usesPatternProperties() const { return uses_pattern_properties_; }
+
+ private:
+  std::optional<std::filesystem::path> base_dir_;
+  std::string error_;
+  bool uses_pattern_properties_ = false;
+};
+
+std::variant<SchemaPtr, CompileError> compile(std::string_view json, std::string_view origin,
+                                              std::optional<std::filesystem::path> base_dir) {
+  auto schema = std::make_shared<Schema>();
+  schema->document.Parse<kParseFlags>(json.data(), json.size());
+  if (schema->document.HasParseError()) {
+    return CompileError{describeParseError(json, schema->document, origin)};
+  }
+  DocumentFetcher fetcher(std::move(base_dir));
+  try {
+    if (!schema->document.IsObject() && !schema->document.IsBool()) {
+      throw std::runtime_error("a schema must be a JSON object or a boolean");
+    }
+    schema->uses_pattern_properties =
+        detail::prepareSchema(schema->document, /*main=*/true).uses_pattern_properties;
+
+    valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+    auto builder = detail::makePatternConstraintBuilder();
+    parser.addConstraintBuilder(detail::kPatternKeyword, builder.get());
+    builder.release();  // the parser owns it now
+
+    const valijson::adapters::RapidJsonAdapter root(schema->document);
+    parser.populateSchema(
+        root, schema->compiled, [&fetcher](const std::string& uri) { return fetcher.fetch(uri); },
+        &DocumentFetcher::free);
+    schema->uses_pattern_properties |= fetcher.usesPatternProperties();
+  } catch (const std::exception& e) {
+    // valijson reports a refused fetch as "Failed to fetch ..."; ours says why.
+    return CompileError{std::string(origin) + ": schema is not supported/invalid: " +
+                        (fetcher.error().empty() ? e.what() : fetcher.error())};
+  } catch (...) {
+    return CompileError{std::string(origin) + ": schema is not supported/invalid: unknown error"};
+  }
+  return SchemaPtr(std::move(schema));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Explaining valijson's errors
+
+bool consume(std::string_view& text, std::string_view prefix) {
+  if (text.substr(0, prefix.size()) != prefix) {
+    return false;
+  }
+  text.remove_prefix(prefix.size());
+  return true;
+}
+
+// "name'." -> "name" for descriptions that end by quoting a name.
+std::string_view unquoteTail(std::string_view text, std::string_view suffix) {
+  if (text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix) {
+    text.remove_suffix(suffix.size());
+  }
+  return text;
+}
+
+// valijson formats limits with std::to_string(double): "0.000000" -> "0".
+std::string trimNumber(std::string_view text) {
+  std::string number(text);
+  while (!number.empty() && (number.back() == '.' || number.back() == ' ')) {
+    number.pop_back();
+  }
+  if (number.find('.') != std::string::npos) {
+    while (number.back() == '0') {
+      number.pop_back();
+    }
+    if (number.back() == '.') {
+      number.pop_back();
+    }
+  }
+  return number;
+}
+
+bool isWrapper(std::string_view description) {
+  static constexpr std::string_view kWrappers[] = {
+      "Failed to validate against child schema #",
+      "Failed to validate against schema associated with property name '",
+      "Failed to validate against schema associated with pattern '",
+      "Failed to validate item #",
+      "Failed to validate against additional properties schema",
+      "Failed to validate against dependent schema.",
+      "Failed to validate against a conditional schema set by if-then-else constraints.",
+  };
+  return std::any_of(std::begin(kWrappers), std::end(kWrappers), [&](std::string_view prefix) {
+    return description.substr(0, prefix.size()) == prefix;
+  });
+}
+
+bool hasType(const Value& value, std::string_view type) {
+  if (type == "string") return value.IsString();
+  if (type == "number") return value.IsNumber();
+  if (type == "integer") return value.IsInt64() || value.IsUint64();
+  if (type == "object") return value.IsObject();
+  if (type == "array") return value.IsArray();
+  if (type == "boolean") return value.IsBool();
+  if (type == "null") return value.IsNull();
+  return false;
+}
+
+// Whether `value` breaks `keyword: operand`, to pick among several schemas that apply to the
+// same place (allOf, $ref, ...). Approximate on purpose: valijson has the final word.
+bool violates(std::string_view keyword, const Value& operand, const Value& value) {
+  if (keyword == "type") {
+    if (operand.IsString()) {
+      return !hasType(value, {operand.GetString(), operand.GetStringLength()});
+    }
+    if (operand.IsArray()) {
+      return std::none_of(operand.Begin(), operand.End(), [&](const Value& type) {
+        return type.IsString() && hasType(value, {type.GetString(), type.GetStringLength()});
+      });
+    }
+    return true;
+  }
+  if (keyword == "enum") {
+    return !operand.IsArray() ||
+           std::none_of(operand.Begin(), operand.End(), [&](const Value& v) { return v == value; });
+  }
+  if (keyword == "const") {
+    return !(operand == value);
+  }
+  if (operand.IsNumber() && value.IsNumber()) {
+    const double limit = operand.GetDouble();
+    const double number = value.GetDouble();
+    if (keyword == "minimum") return number < limit;
+    if (keyword == "exclusiveMinimum") return number <= limit;
+    if (keyword == "maximum") return number > limit;
+    if (keyword == "exclusiveMaximum") return number >= limit;
+  }
+  return true;
+}
+
+// Turns valijson's errors (context + English sentence) into Failures.
+class Explainer {
+ public:
+  Explainer(const Schema& schema, const Value& document) : schema_(schema), document_(document) {}
+
+  void explain(const valijson::ValidationResults& results, std::vector<Failure>& failures,
+               size_t limit) {
+    const size_t first = failures.size();
+    // valijson reports "failed to validate property x" around the specific errors below it.
+    // Those wrappers only add noise, unless nothing more specific was said at or below them
+    // (a `false` schema, propertyNames).
+    std::unordered_set<std::string> covered;
+    for (const auto& error : results) {
+      if (isWrapper(error.description)) {
+        continue;
+      }
+      std::string pointer = pointerOf(error.context);
+      for (size_t slash = pointer.size(); slash != std::string::npos;
+           slash = slash == 0 ? std::string::npos : pointer.rfind('/', slash - 1)) {
+        if (!covered.insert(pointer.substr(0, slash)).second) {
+          break;  // its prefixes are there already
+        }
+      }
+      add(failures, first, limit, std::move(pointer), error);
+    }
+    for (const auto& error : results) {
+      if (isWrapper(error.description)) {
+        std::string pointer = pointerOf(error.context);
+        if (!covered.contains(pointer)) {
+          add(failures, first, limit, std::move(pointer), error);
+        }
+      }
+    }
+  }
+
+ private:
+  static std::string pointerOf(const std::vector<std::string>& context) {
+    std::string pointer;
+    // context[0] is "<root>", then one "[name]" or "[index]" per level.
+    for (size_t i = 1; i < context.size(); ++i) {
+      appendPointerToken(pointer, tokenOf(context[i]));
+    }
+    return pointer;
+  }
+
+  static std::string_view tokenOf(std::string_view element) {
+    if (element.size() >= 2 && element.front() == '[' && element.back() == ']') {
+      element.remove_prefix(1);
+      element.remove_suffix(1);
+    }
+    return element;
+  }
+
+  void add(std::vector<Failure>& failures, size_t first, size_t limit, std::string pointer,
+           const valijson::ValidationResults::Error& error) {
+    if (failures.size() - first >= limit) {
+      return;
+    }
+    Failure failure{std::move(pointer), message(error)};
+    const bool duplicate =
+        std::any_of(failures.begin() + static_cast<std::ptrdiff_t>(first), failures.end(),
+                    [&](const Failure& f) {
+                      return f.pointer == failure.pointer && f.message == failure.message;
+                    });
+    if (!duplicate) {
+      failures.push_back(std::move(failure));
+    }
+  }
+
+  const Value* valueAt(const std::vector<std::string>& context) const {
+    const Value* value = &document_;
+    for (size_t i = 1; i < context.size() && value != nullptr; ++i) {
+      value = child(*value, tokenOf(context[i]));
+    }
+    return value;
+  }
+
+  // The operand of `keyword` in the schema that applies at `context`, preferring one the value
+  // breaks. Best effort: follows properties, patternProperties, additionalProperties, items,
+  // local $refs, allOf, anyOf, oneOf, if/then/else; not other documents.
+  const Value* operandOf(const char* keyword, const std::vector<std::string>& context,
+                         const Value* value) const {
+    std::vector<const Value*> schemas;
+    int budget = 256;  // $ref cycles
+    collectSchemas(schema_.document, context, 1, schemas, budget);
+    const Value* fallback = nullptr;
+    for (const Value* schema : schemas) {
+      if (const Value* operand = member(*schema, keyword)) {
+        if (value == nullptr || violates(keyword, *operand, *value)) {
+          return operand;
+        }
+        fallback = fallback != nullptr ? fallback : operand;
+      }
+    }
+    return fallback;
+  }
+
+  void collectSchemas(const Value& node, const std::vector<std::string>& context, size_t i,
+                      std::vector<const Value*>& out, int& budget) const {
+    if (!node.IsObject() || --budget < 0) {
+      return;
+    }
+    if (const Value* ref = member(node, "$ref"); ref != nullptr && ref->IsString()) {
+      // Local references only; a fragment is URI-encoded, which GenericPointer understands.
+      if (ref->GetStringLength() > 0 && ref->GetString()[0] == '#') {
+        const rapidjson::Pointer pointer(ref->GetString(), ref->GetStringLength());
+        if (const Value* target = pointer.IsValid() ? pointer.Get(schema_.document) : nullptr) {
+          collectSchemas(*target, context, i, out, budget);
+        }
+      }
+      return;  // draft-07: siblings of $ref are ignored
+    }
+    if (i == context.size()) {
+      out.push_back(&node);
+    }
+    for (const char* combinator : {"allOf", "anyOf", "oneOf"}) {
+      if (const Value* list = member(node, combinator); list != nullptr && list->IsArray()) {
+        for (const Value& sub : list->GetArray()) {
+          collectSchemas(sub, context, i, out, budget);
+        }
+      }
+    }
+    for (const char* conditional : {"if", "then", "else"}) {
+      if (const Value* sub = member(node, conditional)) {
+        collectSchemas(*sub, context, i, out, budget);
+      }
+    }
+    if (i == context.size()) {
+      return;
+    }
+    const std::string_view token = tokenOf(context[i]);
+    const Value* properties = member(node, "properties");
+    const Value* named = properties != nullptr ? child(*properties, token) : nullptr;
+    bool matched = named != nullptr;
+    if (named != nullptr) {
+      collectSchemas(*named, context, i + 1, out, budget);
+    }
+    if (const Value* patterns = member(node, "patternProperties");
+        patterns != nullptr && patterns->IsObject()) {
+      for (const auto& entry : patterns->GetObject()) {
+        if (detail::patternMatches({entry.name.GetString(), entry.name.GetStringLength()}, token)) {
+          matched = true;
+          collectSchemas(entry.value, context, i + 1, out, budget);
+        }
+      }
+    }
+    if (const Value* additional = member(node, "additionalProperties"); !matched && additional) {
+      collectSchemas(*additional, context, i + 1, out, budget);
+    }
+    if (const Value* items = member(node, "items")) {
+      if (items->IsObject()) {
+        collectSchemas(*items, context, i + 1, out, budget);
+      } else if (const Value* item = child(*items, token)) {
+        collectSchemas(*item, context, i + 1, out, budget);
+      } else if (const Value* additional = member(node, "additionalItems")) {
+        collectSchemas(*additional, context, i + 1, out, budget);
+      }
+    }
+  }
+
+  std::string message(const valijson::ValidationResults::Error& error) const {
+    const Value* value = valueAt(error.context);
+    const std::string shown = value != nullptr ? toJson(*value, kMaxValueBytes) : "the value";
+    std::string_view d = error.description;
+
+    // The operand as written in the schema, else valijson's rendering of it.
+    const auto operand = [&](const char* keyword, std::string_view fallback, size_t limit) {
+      const Value* found = operandOf(keyword, error.context, value);
+      return found != nullptr ? toJson(*found, limit) : std::string(fallback);
+    };
+    const auto count = [&](const char* what) {
+      if (value == nullptr) return std::string();
+      const size_t n = value->IsArray()    ? value->Size()
+                       : value->IsObject() ? value->MemberCount()
+                                           : 0;
+      return " (it has " + std::to_string(n) + " " + what + ")";
+    };
+
+    if (consume(d, detail::kPatternMismatch)) {
+      return shown + " does not match pattern " + quote(d, kMaxOperandBytes);
+    }
+    if (consume(d, detail::kPatternTooLong)) {
+      const std::string_view length = d.substr(0, d.find(':'));
+      return "string too long for pattern check (" + std::string(length) + " > " +
+             std::to_string(detail::kMaxPatternSubjectBytes) + " bytes)";
+    }
+    if (consume(d, "Missing required property '")) {
+      return "missing required property " + quote(unquoteTail(d, "'."));
+    }
+    if (d == "Value type not permitted by 'type' constraint.") {
+      const Value* types = operandOf("type", error.context, value);
+      return types != nullptr ? shown + " is not of type " + toJson(*types, kMaxOperandBytes)
+                              : shown + " has a type the schema does not allow";
+    }
+    if (d == "Failed to match against any enum values.") {
+      return shown + " is not one of " + operand("enum", "the allowed values", kMaxOperandBytes);
+    }
+    if (d == "Failed to match expected value set by 'const' constraint.") {
+      return shown + " is not equal to const " + operand("const", "value", kMaxOperandBytes);
+    }
+    if (consume(d, "Expected number greater than or equal to ")) {
+      return shown + " is less than minimum " + operand("minimum", trimNumber(d), kMaxValueBytes);
+    }
+    if (consume(d, "Expected number greater than ")) {
+      return shown + " is not greater than exclusiveMinimum " +
+             operand("exclusiveMinimum", trimNumber(d), kMaxValueBytes);
+    }
+    if (consume(d, "Expected number less than or equal to ")) {
+      return shown + " is greater than maximum " +
+             operand("maximum", trimNumber(d), kMaxValueBytes);
+    }
+    if (consume(d, "Expected number less than ")) {
+      return shown + " is not less than exclusiveMaximum " +
+             operand("exclusiveMaximum", trimNumber(d), kMaxValueBytes);
+    }
+    if (consume(d, "String should be no fewer than ")) {
+      return shown + " is shorter than minLength " + std::string(d.substr(0, d.find(' ')));
+    }
+    if (consume(d, "String should be no more than ")) {
+      return shown + " is longer than maxLength " + std::string(d.substr(0, d.find(' ')));
+    }
+    if (consume(d, "Array should contain no fewer than ")) {
+      return "array has fewer items than minItems " + std::string(d.substr(0, d.find(' '))) +
+             count("items");
+    }
+    if (consume(d, "Array should contain no more than ")) {
+      return "array has more items than maxItems " + std::string(d.substr(0, d.find(' '))) +
+             count("items");
+    }
+    if (consume(d, "Object should have no fewer than ")) {
+      return "object has fewer properties than minProperties " +
+             std::string(d.substr(0, d.find(' '))) + count("properties");
+    }
+    if (consume(d, "Object should have no more than ")) {
+      return "object has more properties than maxProperties " +
+             std::string(d.substr(0, d.find(' '))) + count("properties");
+    }
+    if (consume(d,
+                "Object contains a property that could not be validated using 'properties' or "
+                "'additionalProperties' constraints: '")) {
+      return "additional property " + quote(unquoteTail(d, "'.")) + " is not allowed";
+    }
+    if (consume(d, "Value should be a multiple of ")) {
+      return shown + " is not a multiple of " +
+             operand("multipleOf", trimNumber(d), kMaxValueBytes);
+    }
+    if (consume(d, "Elements at indexes #")) {
+      // "0 and #2 violate uniqueness constraint."
+      std::string pair(d.substr(0, d.find(" violate")));
+      pair.erase(std::remove(pair.begin(), pair.end(), '#'), pair.end());
+      return "items " + pair + " are equal, but uniqueItems is true";
+    }
+    if (consume(d, "Missing dependency '")) {
+      return "missing property " + quote(unquoteTail(d, "'.")) + " (required by dependencies)";
+    }
+    if (consume(d, "String should be a valid ")) {
+      return shown + " is not a valid " + std::string(d);
+    }
+    if (d == "Failed to validate against any schemas allowed by anyOf constraint.") {
+      return shown + " matches none of the schemas in anyOf";
+    }
+    if (d == "Failed to validate against any child schemas allowed by oneOf constraint.") {
+      return shown + " matches none of the schemas in oneOf";
+    }
+    if (d == "Failed to validate against exactly one child schema.") {
+      return shown + " matches more than one schema in oneOf";
+    }
+    if (d == "Target should not validate against schema specified in 'not' constraint.") {
+      return shown + " must not match the schema in \"not\"";
+    }
+    if (d == "Failed to any values against subschema in 'contains' constraint.") {
+      return "array has no item that matches \"contains\"";
+    }
+    if (d == "Array contains more items than allowed by items constraint." ||
+        consume(d, "Cannot validate item #")) {
+      return "array has more items than \"items\" allows" + count("items");
+    }
+    // Wrappers with nothing more specific below them (e.g. a `false` schema).
+    if (consume(d, "Failed to validate against schema associated with property name '")) {
+      return "property " + quote(unquoteTail(d, "'.")) + " does not match its schema";
+    }
+    if (consume(d, "Failed to validate item #")) {
+      return "item " + std::string(d.substr(0, d.find(' '))) + " does not match its schema";
+    }
+    if (consume(d, "Failed to validate against schema associated with pattern '")) {
+      return "a property does not match the schema of patternProperties " +
+             quote(unquoteTail(d, "'."), kMaxOperandBytes);
+    }
+    if (consume(d, "Failed to validate against additional properties schema")) {
+      return "a property does not match the additionalProperties schema";
+    }
+    return shown + ": " + error.description;
+  }
+
+  const Schema& schema_;
+  const Value& document_;
+};
+
+// valijson matches patternProperties with a backtracking std::regex on each property name; a
+// long name can overflow the stack (pattern.h). Refuse such documents before valijson sees them.
+struct PathFrame {
+  const Value* value;
+  size_t parent;
+  std::string_view token;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+
+std::string Failure::str() const {
+  return (pointer.empty() ? std::string("at the root") : "at " + pointer) + ": " + message;
+}
+
+std::variant<SchemaPtr, CompileError> compileFile(const std::filesystem::path& file) {
+  try {
+    std::string error;
+    const auto text = readFile(file, error);
+    if (!text) {
+      return CompileError{file.string() + ": cannot read schema file: " + error};
+    }
+    return compile(*text, file.string(), file.parent_path());
+  } catch (const std::exception& e) {  // e.g. bad_alloc outside compile()'s own handler
+    return CompileError{file.string() + ": " + e.what()};
+  }
+}
+
+std::variant<SchemaPtr, CompileError> compileText(std::string_view json, std::string_view origin) {
+  try {
+    return compile(json, origin, std::nullopt);
+  } catch (const std::exception& e) {
+    return CompileError{std::string(origin) + ": " + e.what()};
+  }
+}
+
+struct Validator::Impl {
+  // Holds valijson's regex cache (only patternProperties uses it now). Expensive to build
+  // (~106 us), which is why a Validator is meant to live as long as its thread.
+  valijson::Validator validator;
+  // Scratch for checkPropertyNames, reused so that the hot path does not allocate.
+  std::vector<PathFrame> frames;
+
+  // False, after appending failures, when a property name is too long for patternProperties.
+  bool checkPropertyNames(const Value& document, std::vector<Failure>* failures, size_t limit) {
+    bool ok = true;
+    size_t added = 0;
+    frames.clear();
+    frames.push_back({&document, 0, {}});
+    // Breadth-first with `frames` as the queue: no recursion on deep documents, and each frame
+    // remembers its parent so the pointer is only built for the (rare) offender.
+    for (size_t i = 0; i < frames.size(); ++i) {
+      const Value& value = *frames[i].value;
+      const auto visit = [&](const Value& sub, std::string_view token) {
+        if (sub.IsObject() || sub.IsArray()) {
+          frames.push_back({&sub, i, token});
+        }
+      };
+      if (value.IsObject()) {
+        for (const auto& m : value.GetObject()) {
+          const std::string_view name(m.name.GetString(), m.name.GetStringLength());
+          if (name.size() > detail::kMaxPatternSubjectBytes) {
+            ok = false;
+            if (added < limit) {
+              failures->push_back(
+                  {pointerOf(i), "property name " + quote(name) + " (" +
+                                     std::to_string(name.size()) +
+                                     " bytes) is too long for a patternProperties "
+                                     "check (> " +
+                                     std::to_string(detail::kMaxPatternSubjectBytes) + ")"});
+              ++added;
+            }
+          }
+          visit(m.value, name);
+        }
+      } else if (value.IsArray()) {
+        for (const auto& item : value.GetArray()) {
+          visit(item, {});  // the index is recovered from the address when needed
+        }
+      }
+    }
+    return ok;
+  }
+
+  std::string pointerOf(size_t frame) const {
+    std::vector<std::string> tokens;
+    for (; frame != 0; frame = frames[frame].parent) {
+      const PathFrame& f = frames[frame];
+      const Value& parent = *frames[f.parent].value;
+      tokens.push_back(parent.IsArray() ? std::to_string(f.value - parent.Begin())
+                                        : std::string(f.token));
+    }
+    std::string pointer;
+    for (auto it = tokens.rbegin(); it != tokens.rend(); ++it) {
+      appendPointerToken(pointer, *it);
+    }
+    return pointer;
+  }
+};
+
+Validator::Validator() : impl_(std::make_unique<Impl>()) {}
+Validator::~Validator() = default;
+
+bool Validator::validate(const Schema& schema, const rapidjson::Value& document,
+                         std::vector<Failure>* failures, size_t max_failures) {
+  const size_t limit = failures != nullptr ? max_failures : 0;
+  const size_t first = failures != nullptr ? failures->size() : 0;
+  try {
+    if (schema.uses_pattern_properties && !impl_->checkPropertyNames(document, failures, limit)) {
+      return false;
+    }
+    const valijson::adapters::RapidJsonAdapter adapter(document);
+    // Without a results object valijson stops at the first failure and builds no messages: the
+    // common, valid case pays only for this pass. Failures are then explained by a second pass.
+    if (impl_->validator.validate(schema.compiled, adapter, nullptr)) {
+      return true;
+    }
+    if (limit == 0) {
+      return false;
+    }
+    valijson::ValidationResults results;
+    impl_->validator.validate(schema.compiled, adapter, &results);
+    Explainer(schema, document).explain(results, *failures, limit);
+    if (failures->size() == first) {
+      failures->push_back({"", "does not match the schema"});
+    }
+  } catch (const std::exception& e) {
+    if (failures != nullptr && failures->size() - first < limit) {
+      failures->push_back({"", std::string("validation error: ") + e.what()});
+    }
+  } catch (...) {
+    if (failures != nullptr && failures->size() - first < limit) {
+      failures->push_back({"", "validation error: unknown exception"});
+    }
+  }
+  return false;
+}
+
+std::string explain(const std::vector<Failure>& failures) {
+  std::string text;
+  for (const Failure& failure : failures) {
+    if (!text.empty()) {
+      text += "; ";
+    }
+    text += failure.str();
+  }
+  return text;
+}
+
+}  // namespace kpipe::schema

@@ -1,0 +1,216 @@
+"""Test harness for kpipe's integration tests: starts real processes (kpipe's embedded broker,
+`kpipe run`), talks to them with third-party clients (kcat, python3-kafka, HTTP), and cleans
+up after itself. Loopback only.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+SOURCE_DIR = os.environ.get("KPIPE_SOURCE_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+KPIPE = os.environ.get("KPIPE_BINARY") or os.path.join(SOURCE_DIR, "build", "daemon", "kpipe")
+KCAT = shutil.which("kcat") or "/usr/bin/kcat"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout, what, interval=0.2):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Broker:
+    """`kpipe broker`: the embedded (mock) cluster in its own process, so that it outlives
+    the kpipe processes under test."""
+
+    def __init__(self, topics, partitions=4):
+        args = [KPIPE, "broker", "--partitions", str(partitions)]
+        for t in topics:
+            args += ["--topic", t]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        line = self.proc.stdout.readline()
+        m = re.match(r"bootstrap: (\S+)", line)
+        if not m:
+            self.stop()
+            raise AssertionError(f"kpipe broker printed {line!r}")
+        self.bootstrap = m.group(1)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class ConfigDir:
+    """A config directory: kpipe.yaml + pipelines/, with the repo's schemas copied in."""
+
+    def __init__(self, bootstrap, pipelines, http_port=None, extra=""):
+        self.dir = tempfile.mkdtemp(prefix="kpipe-it-")
+        self.http_port = http_port or free_port()
+        shutil.copytree(os.path.join(SOURCE_DIR, "schemas"), os.path.join(self.dir, "schemas"))
+        os.makedirs(os.path.join(self.dir, "pipelines"))
+        with open(self.path, "w") as f:
+            # The mock coordinator waits session.timeout.ms - 1 s for members to rejoin
+            # after one leaves (librdkafka 2.0.2 rdkafka_mock_cgrp.c): keep restarts quick.
+            f.write(f"kafka: {{bootstrap: '{bootstrap}', "
+                    f"consumer_properties: {{session.timeout.ms: 6000}}}}\n"
+                    f"http: {{listen: 127.0.0.1:{self.http_port}}}\n"
+                    f"pipelines: pipelines/\n"
+                    f"stores: {{ids: {{type: memory, ttl: 1d}}}}\n"
+                    f"log: {{format: json, level: info}}\n{extra}")
+        for name, text in pipelines.items():
+            with open(os.path.join(self.dir, "pipelines", name + ".yaml"), "w") as f:
+                f.write(text)
+
+    @property
+    def path(self):
+        return os.path.join(self.dir, "kpipe.yaml")
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Kpipe:
+    """A `kpipe run` process; its log goes to a file for post-mortems."""
+
+    def __init__(self, config):
+        self.config = config
+        self.log_path = os.path.join(config.dir, f"kpipe-{time.monotonic_ns()}.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([KPIPE, "run", config.path], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        wait_for(self._http_up, 30, "kpipe's HTTP endpoint")
+
+    def _http_up(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"kpipe exited with {self.proc.returncode}:\n{self.log_text()}")
+        try:
+            return self.get("/healthz") == "ok\n"
+        except OSError:
+            return False
+
+    def get(self, path):
+        url = f"http://127.0.0.1:{self.config.http_port}{path}"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.read().decode()
+
+    def metrics(self):
+        """{(name, frozenset(labels)): value} from /metrics."""
+        out = {}
+        for line in self.get("/metrics").splitlines():
+            if not line or line.startswith("#"):
+                continue
+            m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$", line)
+            if not m:
+                continue
+            labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+            out[(m.group(1), labels)] = float(m.group(4))
+        return out
+
+    def metric_sum(self, name, **labels):
+        want = set(labels.items())
+        return sum(v for (n, l), v in self.metrics().items() if n == name and want <= set(l))
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=60):
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"kpipe did not stop within {timeout}s:\n{self.log_text()}")
+        finally:
+            self.log.close()
+
+    def log_text(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()[-8000:]
+
+
+def kcat_produce(bootstrap, topic, lines):
+    """Produces KEY<TAB>VALUE lines with kcat; an empty VALUE is a tombstone (-Z)."""
+    data = "".join(line + "\n" for line in lines)
+    subprocess.run([KCAT, "-P", "-b", bootstrap, "-t", topic, "-K", "\t", "-Z", "-q",
+                    "-X", "enable.idempotence=true", "-X", "partitioner=murmur2_random"],
+                   input=data, text=True, check=True, timeout=120)
+
+
+def kcat_consume(bootstrap, topic):
+    """Every record of `topic` from the beginning: [{key, value, headers, partition, offset}]."""
+    out = subprocess.run([KCAT, "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
+                          "-J"], capture_output=True, text=True, check=True, timeout=120).stdout
+    records = []
+    for line in out.splitlines():
+        if not line.strip():
+            continue
+        m = json.loads(line)
+        headers = m.get("headers") or []
+        records.append({
+            "key": m.get("key"),
+            "value": m.get("payload"),
+            "headers": dict(zip(headers[0::2], headers[1::2])),
+            "partition": m["partition"],
+            "offset": m["offset"],
+        })
+    return records
+
+
+def committed_offsets(bootstrap, group, topic, partitions):
+    """{partition: committed offset} read with python3-kafka (a third-party client)."""
+    from kafka import KafkaConsumer, TopicPartition  # Debian's python3-kafka
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                             enable_auto_commit=False, api_version=(2, 5, 0))
+    try:
+        return {p: consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
+def end_offsets(bootstrap, topic, partitions):
+    from kafka import KafkaConsumer, TopicPartition
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, api_version=(2, 5, 0))
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        return {tp.partition: o for tp, o in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def generate(n, seed, invalid=0.05, duplicates=0.05, users=500):
+    """Runs tools/gen_events.py; returns (lines, expectations)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as expect:
+        out = subprocess.run(["/usr/bin/python3", os.path.join(SOURCE_DIR, "tools", "gen_events.py"),
+                              "-n", str(n), "--seed", str(seed), "--invalid", str(invalid),
+                              "--duplicates", str(duplicates), "--users", str(users),
+                              "--expect", expect.name],
+                             capture_output=True, text=True, check=True).stdout
+        return out.splitlines(), json.load(expect)
