@@ -17,6 +17,7 @@ constexpr size_t kConsumeBatch = 1024;
 constexpr int kBatchesPerTurn = 8;
 constexpr auto kLagInterval = std::chrono::seconds(1);
 constexpr auto kWarningInterval = std::chrono::seconds(5);
+constexpr int kProgressEveryTicks = 10;  // of kLagInterval: a progress line every 10 s
 }  // namespace
 
 // A consumed message whose effect is not acknowledged yet. Pooled: the strings in `decision`
@@ -442,6 +443,7 @@ void Worker::scheduleLagUpdate() {
       [this, alive = std::weak_ptr<char>(alive_)](const boost::system::error_code& ec) {
         if (ec || alive.expired()) return;
         updateLag();
+        if (++ticks_ % kProgressEveryTicks == 0) logProgress();
         scheduleLagUpdate();
       });
 }
@@ -460,6 +462,27 @@ void Worker::updateLag() {
     if (position == CommitTracker::kUnknown) continue;
     state->lag.Set(static_cast<double>(std::max<int64_t>(0, high - position)));
   }
+}
+
+// One line per pipeline and interval while messages flow: what an operator tailing the log
+// wants to see, without a line per message.
+void Worker::logProgress() {
+  double ok = stats_.ok.Value();
+  double invalid = stats_.invalid.Value();
+  double duplicate = stats_.duplicate.Value();
+  if (ok == logged_ok_ && invalid == logged_invalid_ && duplicate == logged_duplicate_) return;
+  int64_t lag = 0;
+  for (auto& [partition, state] : partitions_) lag += static_cast<int64_t>(state->lag.Value());
+  log::info("progress", {{"pipeline", spec_.name},
+                         {"ok", static_cast<int64_t>(ok - logged_ok_)},
+                         {"invalid", static_cast<int64_t>(invalid - logged_invalid_)},
+                         {"duplicate", static_cast<int64_t>(duplicate - logged_duplicate_)},
+                         {"lag", lag},
+                         {"inflight", static_cast<uint64_t>(inflight_)},
+                         {"interval_s", static_cast<int64_t>(kProgressEveryTicks)}});
+  logged_ok_ = ok;
+  logged_invalid_ = invalid;
+  logged_duplicate_ = duplicate;
 }
 
 // ---- stopping ----

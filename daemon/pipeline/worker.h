@@ -86,6 +86,7 @@ class Worker {
   void revoke(rd_kafka_topic_partition_list_t* partitions);
   void storeOffsets();
   void updateLag();
+  void logProgress();
   void scheduleLagUpdate();
   void maybeFinishStop();
   void finishStop();
@@ -128,6 +129,8 @@ class Worker {
   bool closed_ = false;
   std::function<void()> on_stopped_;
   std::chrono::steady_clock::time_point last_warning_{};
+  int ticks_ = 0;
+  double logged_ok_ = 0, logged_invalid_ = 0, logged_duplicate_ = 0;
   uint64_t suppressed_warnings_ = 0;
   std::shared_ptr<char> alive_ = std::make_shared<char>();
 };
