@@ -3,6 +3,7 @@
 #include "daemon/config/loader.h"
 #include "daemon/dedup/memory_store.h"
 #include "daemon/kafka/embedded_broker.h"
+#include "daemon/kafka/handle.h"
 #include "daemon/observe/http_server.h"
 #include "daemon/observe/log.h"
 #include "daemon/observe/metrics.h"
@@ -70,6 +71,23 @@ int run(const config::Config& config) {
               {{"bootstrap", bootstrap}});
   }
 
+  // Every pipeline is built before anything starts: a bad one starts nothing.
+  pipeline::WorkerOptions options;
+  options.bootstrap = bootstrap;
+  options.properties = config.kafka.properties;
+  options.consumer_properties = config.kafka.consumer_properties;
+  options.producer_properties = config.kafka.producer_properties;
+  std::vector<std::unique_ptr<pipeline::Worker>> workers;
+  for (const auto& p : config.pipelines) {
+    auto [store, ttl] = makeStore(config, p);
+    auto created = pipeline::Worker::create(io, p, options, std::move(store), ttl, metrics);
+    if (auto* error = std::get_if<std::string>(&created)) {
+      log::error("cannot start pipeline", {{"pipeline", p.name}, {"error", *error}});
+      return 1;
+    }
+    workers.push_back(std::move(std::get<std::unique_ptr<pipeline::Worker>>(created)));
+  }
+
   observe::HttpServer http(io);
   http.route("/metrics", [&metrics] {
     return observe::HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
@@ -87,21 +105,6 @@ int run(const config::Config& config) {
               {{"address", config.http.listen_address}, {"port", static_cast<int>(http.port())}});
   }
 
-  pipeline::WorkerOptions options;
-  options.bootstrap = bootstrap;
-  options.properties = config.kafka.properties;
-  options.consumer_properties = config.kafka.consumer_properties;
-  options.producer_properties = config.kafka.producer_properties;
-  std::vector<std::unique_ptr<pipeline::Worker>> workers;
-  for (const auto& p : config.pipelines) {
-    auto [store, ttl] = makeStore(config, p);
-    auto created = pipeline::Worker::create(io, p, options, std::move(store), ttl, metrics);
-    if (auto* error = std::get_if<std::string>(&created)) {
-      log::error("cannot start pipeline", {{"pipeline", p.name}, {"error", *error}});
-      return 1;
-    }
-    workers.push_back(std::move(std::get<std::unique_ptr<pipeline::Worker>>(created)));
-  }
   for (auto& w : workers) w->start();
   log::info("kpipe running", {{"version", kVersion},
                               {"pipelines", static_cast<uint64_t>(workers.size())},
@@ -147,6 +150,14 @@ int check(const std::string& config_file) {
   std::vector<std::string> errors;
   for (const auto& e : loaded.errors) errors.push_back(e.str());
   if (loaded.ok()) {
+    const auto& kafka = loaded.config->kafka;
+    // librdkafka knows its properties: ask it, as `run` would, for each kind of client.
+    for (const auto* specific : {&kafka.consumer_properties, &kafka.producer_properties}) {
+      auto conf = kafka::makeConf({&kafka.properties, specific});
+      if (auto* error = std::get_if<std::string>(&conf)) {
+        errors.push_back(loaded.config->file.string() + ": " + *error);
+      }
+    }
     for (const auto& p : loaded.config->pipelines) {
       // Compiles the schemas exactly as `run` would.
       auto router = pipeline::Router::build(p, nullptr, std::chrono::milliseconds(0));

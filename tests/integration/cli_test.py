@@ -58,6 +58,20 @@ class CliTest(unittest.TestCase):
         finally:
             config.cleanup()
 
+    def test_check_asks_librdkafka_about_properties(self):
+        config = h.ConfigDir("127.0.0.1:9", {})
+        text = open(config.path).read().replace(
+            "consumer_properties: {session.timeout.ms: 6000}",
+            "consumer_properties: {session.timeout.ms: 6000, no.such.property: 1}")
+        with open(config.path, "w") as f:
+            f.write(text)
+        try:
+            r = kpipe("check", config.path)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("no.such.property", r.stderr)
+        finally:
+            config.cleanup()
+
     def test_run_refuses_a_broken_config_and_starts_nothing(self):
         config = h.ConfigDir("127.0.0.1:9", {"broken": BROKEN_PIPELINE})
         try:
