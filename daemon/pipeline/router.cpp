@@ -40,6 +40,36 @@ std::string quote(std::string_view text) {
   return out;
 }
 
+// Events are shallow; a document nested deeper than this is refused before it is parsed, so
+// that no later stage (valijson's enum/const/items checks recurse) walks a 100,000-deep value.
+constexpr int kMaxNestingDepth = 128;
+
+// True when arrays/objects in `text` nest deeper than `limit`. Skips strings; does not
+// validate (the parser does).
+bool nestsDeeperThan(const char* text, size_t size, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < size; ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > limit) return true;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 const char* routeName(Route route) {
@@ -167,6 +197,11 @@ void Router::route(const char* value, size_t size, Decision& d) {
   // and other consumers of the same topic would choke on it, so it is flagged here.
   if (size >= 3 && std::string_view(value, 3) == "\xEF\xBB\xBF") {
     return fail(d, stage::kDecode, "not valid JSON at byte 0: UTF-8 byte order mark");
+  }
+
+  if (nestsDeeperThan(value, size, kMaxNestingDepth)) {
+    return fail(d, stage::kDecode,
+                "JSON nested deeper than " + std::to_string(kMaxNestingDepth) + " levels");
   }
 
   try {

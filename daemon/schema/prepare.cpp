@@ -26,6 +26,25 @@ const Value* member(const Value& object, const char* name) {
   return it == object.MemberEnd() ? nullptr : &it->value;
 }
 
+// The members of a mutable object by index: comparing RapidJSON 1.1's non-const member iterators
+// is ambiguous in C++20 (clang -Wambiguous-reversed-operator).
+template <typename F>
+void forEachMember(Value& object, F&& f) {
+  for (rapidjson::SizeType i = 0; i < object.MemberCount(); ++i) {
+    f(*(object.MemberBegin() + i));
+  }
+}
+
+Value::Member* findMember(Value& object, std::string_view name) {
+  for (rapidjson::SizeType i = 0; i < object.MemberCount(); ++i) {
+    auto& m = *(object.MemberBegin() + i);
+    if (std::string_view(m.name.GetString(), m.name.GetStringLength()) == name) {
+      return &m;
+    }
+  }
+  return nullptr;
+}
+
 // Renames `pattern`, notes `patternProperties`, and lists every schema object.
 class Walker {
  public:
@@ -37,7 +56,7 @@ class Walker {
       tooDeep();
     }
     schemas.push_back(&node);
-    for (auto& m : node.GetObject()) {
+    forEachMember(node, [&](Value::Member& m) {
       const std::string_view key(m.name.GetString(), m.name.GetStringLength());
       if (key == kPatternKeyword) {
         throw std::runtime_error(std::string("the keyword \"") + kPatternKeyword +
@@ -52,9 +71,7 @@ class Walker {
         // Maps from names to schemas: the names are data ("pattern" may be a property name).
         uses_pattern_properties |= key == "patternProperties";
         if (m.value.IsObject()) {
-          for (auto& entry : m.value.GetObject()) {
-            walkSchema(entry.value, depth + 1);
-          }
+          forEachMember(m.value, [&](Value::Member& entry) { walkSchema(entry.value, depth + 1); });
         }
       } else if (m.value.IsArray()) {
         // items, allOf, ... and unknown keywords too: a $ref may point anywhere, so whatever
@@ -65,7 +82,7 @@ class Walker {
       } else {
         walkSchema(m.value, depth + 1);
       }
-    }
+    });
   }
 
   std::vector<const Value*> schemas;
@@ -136,14 +153,13 @@ class CycleFinder {
 
 PrepareResult prepareSchema(rapidjson::Document& document, bool main) {
   if (main && document.IsObject()) {
-    auto ref = document.FindMember("$ref");
-    if (ref != document.MemberEnd()) {
+    if (Value::Member* ref = findMember(document, "$ref")) {
       Value all_of(rapidjson::kArrayType);
       Value reference(rapidjson::kObjectType);
       reference.AddMember("$ref", ref->value, document.GetAllocator());  // moves the string
       all_of.PushBack(reference, document.GetAllocator());
-      document.RemoveMember("allOf");  // ignored next to $ref in draft-07 anyway
-      ref = document.FindMember("$ref");
+      document.RemoveMember("allOf");  // ignored next to $ref in draft-07 anyway; moves members
+      ref = findMember(document, "$ref");
       ref->name.SetString(rapidjson::StringRef("allOf"));
       ref->value = all_of;
     }

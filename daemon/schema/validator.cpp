@@ -65,12 +65,13 @@ class BoundedBuffer {
  public:
   using Ch = char;
   explicit BoundedBuffer(size_t limit) : limit_(limit) {}
-  void Put(char c) {
+  // Put and Flush are RapidJSON's stream concept.
+  void Put(char c) {  // NOLINT(readability-identifier-naming)
     if (text_.size() <= limit_) {
       text_.push_back(c);
     }
   }
-  void Flush() {}
+  void Flush() {}  // NOLINT(readability-identifier-naming)
   bool full() const { return text_.size() > limit_; }
 
   std::string take() {
@@ -284,7 +285,7 @@ std::variant<SchemaPtr, CompileError> compile(std::string_view json, std::string
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
     auto builder = detail::makePatternConstraintBuilder();
     parser.addConstraintBuilder(detail::kPatternKeyword, builder.get());
-    builder.release();  // the parser owns it now
+    static_cast<void>(builder.release());  // the parser owns it now
 
     const valijson::adapters::RapidJsonAdapter root(schema->document);
     parser.populateSchema(
@@ -327,10 +328,10 @@ std::string trimNumber(std::string_view text) {
     number.pop_back();
   }
   if (number.find('.') != std::string::npos) {
-    while (number.back() == '0') {
+    while (!number.empty() && number.back() == '0') {
       number.pop_back();
     }
-    if (number.back() == '.') {
+    if (!number.empty() && number.back() == '.') {
       number.pop_back();
     }
   }

@@ -145,8 +145,19 @@ TEST_F(RouterTest, DeepNestingIsAnErrorNotAStackOverflow) {
   spec.max_message_bytes = 1 << 20;
   build(spec);
   Decision d = route(deep);
-  // Iterative parsing: no recursion. The schema rejects it for missing fields, not a crash.
   EXPECT_EQ(d.route, Route::Error);
+  EXPECT_EQ(d.stage, stage::kDecode);
+  EXPECT_NE(d.reason.find("nested deeper than 128 levels"), std::string::npos) << d.reason;
+}
+
+TEST_F(RouterTest, NestingLimitIgnoresBracketsInStrings) {
+  auto spec = userEvents();
+  spec.schema = {};
+  spec.dedup.reset();
+  build(spec);
+  std::string value = "{\"user_id\":\"u\",\"text\":\"" + std::string(500, '[') + "\\\"\"}";
+  Decision d = route(value);
+  EXPECT_EQ(d.route, Route::Output) << d.reason;
 }
 
 TEST_F(RouterTest, NumericKeyIsItsJsonText) {

@@ -36,6 +36,10 @@ TEST_P(OfficialSuiteTest, AllCasesPass) {
   }
   const fs::path file = fs::path(source_dir) / ".." / "shared" / "jsonschema-test-suite" / "tests" /
                         "draft7" / GetParam();
+  if (!fs::exists(file) && std::getenv("CI") == nullptr) {
+    // A checkout without ../shared beside it (a fresh-machine check): CI always has it.
+    GTEST_SKIP() << file << " is not there (../shared is not beside this checkout)";
+  }
   std::ifstream in(file);
   ASSERT_TRUE(in) << "cannot read " << file;
   std::stringstream text;

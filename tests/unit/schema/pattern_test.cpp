@@ -18,7 +18,6 @@ namespace {
 using testing::compileOrThrow;
 using testing::explainOf;
 using ::testing::HasSubstr;
-using testing::parseOrThrow;
 
 std::string quoted(const std::string& text) { return "\"" + text + "\""; }
 

@@ -253,8 +253,8 @@ class RuleMessageTest : public ::testing::Test {
   // Explains `json` after merging its members over kValidEvent.
   std::string explainEvent(std::string_view json) {
     rapidjson::Document event = parseOrThrow(kValidEvent);
-    rapidjson::Document patch = parseOrThrow(json);
-    for (auto& member : patch.GetObject()) {
+    const rapidjson::Document patch = parseOrThrow(json);
+    for (const auto& member : patch.GetObject()) {
       event.RemoveMember(member.name);
       event.AddMember(rapidjson::Value(member.name, event.GetAllocator()),
                       rapidjson::Value(member.value, event.GetAllocator()), event.GetAllocator());
@@ -515,6 +515,7 @@ TEST(ReuseTest, OneValidatorOverManyDocumentsAndTwoSchemas) {
 TEST(ReuseTest, OneSchemaSharedByValidatorsOnSeveralThreads) {
   const SchemaPtr schema = compileOrThrow(kEventSchema);
   std::vector<std::thread> threads;
+  threads.reserve(4);
   std::vector<int> wrong(4, 0);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
