@@ -12,9 +12,11 @@ namespace kpipe::pipeline {
 namespace log = observe::log;
 
 namespace {
-constexpr size_t kConsumeBatch = 1024;
-// Batches handled per wake-up before yielding to other handlers on the io_context.
-constexpr int kBatchesPerTurn = 8;
+constexpr size_t kConsumeBatch = 256;
+// Time one wake-up may spend consuming before yielding to other handlers on the io_context
+// (HTTP scrapes, delivery reports, other pipelines): measured, not counted in messages,
+// because a message costs 2 µs here and 500 µs in a debug sanitizer build.
+constexpr auto kTurnBudget = std::chrono::milliseconds(5);
 constexpr auto kLagInterval = std::chrono::seconds(1);
 constexpr auto kWarningInterval = std::chrono::seconds(5);
 constexpr int kProgressEveryTicks = 10;  // of kLagInterval: a progress line every 10 s
@@ -176,7 +178,8 @@ void Worker::start() {
 void Worker::onConsumerReady() {
   if (stopping_) return;
   rd_kafka_message_t* batch[kConsumeBatch];
-  for (int turn = 0; turn < kBatchesPerTurn; ++turn) {
+  const auto deadline = std::chrono::steady_clock::now() + kTurnBudget;
+  while (std::chrono::steady_clock::now() < deadline) {
     if (!blocked_.empty()) return;  // resumed by the producer's next delivery report
     ssize_t n = rd_kafka_consume_batch_queue(consumer_queue_.get(), 0, batch, kConsumeBatch);
     if (n < 0) {

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -16,6 +17,8 @@ import urllib.request
 SOURCE_DIR = os.environ.get("KPIPE_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 KPIPE = os.environ.get("KPIPE_BINARY") or os.path.join(SOURCE_DIR, "build", "daemon", "kpipe")
+# The broker may run from another build than kpipe (e.g. kpipe under ASan, the broker not).
+KPIPE_BROKER = os.environ.get("KPIPE_BROKER_BINARY") or KPIPE
 KCAT = shutil.which("kcat") or "/usr/bin/kcat"
 
 
@@ -41,11 +44,11 @@ class Broker:
     the kpipe processes under test."""
 
     def __init__(self, topics, partitions=4):
-        args = [KPIPE, "broker", "--partitions", str(partitions)]
+        args = [KPIPE_BROKER, "broker", "--partitions", str(partitions)]
         for t in topics:
             args += ["--topic", t]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="kpipe-broker-", suffix=".log")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self.proc.stdout.readline()
         m = re.match(r"bootstrap: (\S+)", line)
         if not m:
@@ -61,6 +64,10 @@ class Broker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        elif self.proc.returncode != 0:
+            self.log.seek(0)
+            print(f"kpipe broker died ({self.proc.returncode}):\n{self.log.read()[-6000:]}",
+                  file=sys.stderr)
 
 
 class ConfigDir:
