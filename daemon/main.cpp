@@ -2,6 +2,7 @@
 
 #include "daemon/app/application.h"
 #include "daemon/config/loader.h"
+#include "daemon/pipetest/runner.h"
 #include "daemon/version.h"
 
 #include <cstring>
@@ -17,6 +18,10 @@ constexpr const char* kUsage = R"(usage: kpipe COMMAND [ARGS]
 commands:
   run CONFIG        run the pipelines of CONFIG (kpipe.yaml) until SIGTERM/SIGINT
   check CONFIG      validate CONFIG, its pipelines and schemas; exit 1 on any error
+  test CONFIG [TEST_FILES...] [--json] [--junit FILE] [--record]
+                    run the cases of the pipeline test files (default: every
+                    *.test.yaml in the pipelines directory) offline; exit 1 on any
+                    failure. --record writes the current outcomes as expectations
   broker [--brokers N] [--partitions N] [--topic NAME[:PARTITIONS]]...
                     run an embedded (in-memory) Kafka broker for development and
                     print its bootstrap address
@@ -100,6 +105,7 @@ int main(int argc, char** argv) {
     }
     return kpipe::app::run(*loaded.config);
   }
+  if (command == "test") return kpipe::pipetest::testCommand(rest, std::cout, std::cerr);
   if (command == "broker") return brokerCommand(rest);
   std::cerr << "kpipe: unknown command " << command << "\n";
   return usage(2);

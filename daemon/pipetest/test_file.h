@@ -44,8 +44,8 @@ struct Expectation {
 
 struct Case {
   std::string name;
-  config::SourceLocation where;  // the case's entry in the file
-  std::vector<Message> input;    // at least one; routed in order through one dedup store
+  config::SourceLocation where;       // the case's entry in the file
+  std::vector<Message> input;         // at least one; routed in order through one dedup store
   std::optional<Expectation> expect;  // nullopt only when reading for --record
 };
 
@@ -61,7 +61,7 @@ struct TestFile {
 };
 
 struct ParseResult {
-  std::optional<TestFile> file;            // set only when errors is empty
+  std::optional<TestFile> file;             // set only when errors is empty
   std::vector<config::ConfigError> errors;  // in file order
   bool ok() const { return file.has_value(); }
 };
