@@ -2,12 +2,8 @@
 
 #include "daemon/config/reader.h"
 
-#include <yaml-cpp/depthguard.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <limits>
 #include <map>
 
@@ -17,10 +13,12 @@ namespace fs = std::filesystem;
 using detail::Context;
 using detail::Diagnostics;
 using detail::Field;
+using detail::kMaxConfigFileBytes;
 using detail::Need;
 using detail::ObjectReader;
 using detail::Parsed;
 using detail::Parser;
+using detail::parseYamlFile;
 
 std::string SourceLocation::str() const {
   if (line <= 0) return file;
@@ -36,65 +34,7 @@ std::string ConfigError::str() const {
 
 namespace {
 
-// Config files are small; a bigger one is a mistake (or an attack on the parser) and is refused
-// before yaml-cpp sees it.
-constexpr size_t kMaxFileBytes = size_t{4} << 20;
-
 Field documentRoot(const YAML::Node& root) { return Field{"", "", YAML::Mark(), root}; }
-
-// Reads and parses one YAML file. Null node for an empty file; nullopt after a reported error.
-std::optional<YAML::Node> parseFile(const fs::path& path, Diagnostics& diagnostics) {
-  std::error_code ec;
-  fs::file_status status = fs::status(path, ec);
-  if (!fs::exists(status)) {
-    diagnostics.fileError("", "file not found");
-    return std::nullopt;
-  }
-  if (!fs::is_regular_file(status)) {
-    diagnostics.fileError("", "not a regular file");
-    return std::nullopt;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    diagnostics.fileError("", std::string("cannot open: ") + std::strerror(errno));
-    return std::nullopt;
-  }
-  // Read at most one chunk past the limit rather than trusting the size from stat: the file may
-  // be growing, or be something whose size stat does not know.
-  std::string content;
-  char chunk[64 * 1024];
-  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
-    content.append(chunk, static_cast<size_t>(in.gcount()));
-    if (content.size() > kMaxFileBytes) {
-      diagnostics.fileError("", "file is larger than 4 MiB, the limit for config files");
-      return std::nullopt;
-    }
-  }
-  if (in.bad()) {
-    diagnostics.fileError("", std::string("cannot read: ") + std::strerror(errno));
-    return std::nullopt;
-  }
-  std::vector<YAML::Node> documents;
-  try {
-    documents = YAML::LoadAll(content);
-  } catch (const YAML::DeepRecursion&) {
-    // yaml-cpp's own message for this one is "bad file", and its position is wherever the
-    // parser gave up.
-    diagnostics.fileError("", "YAML nesting is too deep");
-    return std::nullopt;
-  } catch (const YAML::ParserException& e) {
-    diagnostics.error(e.mark, "", "YAML syntax error: " + e.msg);
-    return std::nullopt;
-  }
-  if (documents.empty()) return YAML::Node(YAML::NodeType::Null);
-  if (documents.size() > 1) {
-    diagnostics.error(documents[1].Mark(), "",
-                      "found " + std::to_string(documents.size()) +
-                          " YAML documents (\"---\"); a config file holds exactly one");
-    return std::nullopt;
-  }
-  return documents.front();
-}
 
 // "host:port" or "[v6 address]:port".
 Parser<std::pair<std::string, uint16_t>> hostPort() {
@@ -401,7 +341,8 @@ void readPipeline(ObjectReader& r, const PipelineContext& pc, PipelineSpec& p) {
 
 std::optional<PipelineSpec> loadPipeline(const PipelineFile& file, const PipelineContext& pc,
                                          const EnvLookup& env, Diagnostics& diagnostics) {
-  std::optional<YAML::Node> root = parseFile(file.path, diagnostics);
+  std::optional<YAML::Node> root =
+      parseYamlFile(file.path, diagnostics, kMaxConfigFileBytes, "a config file");
   if (!root) return std::nullopt;
   if (root->IsNull()) {
     diagnostics.error(YAML::Mark(), "",
@@ -437,7 +378,8 @@ void load(const fs::path& file, const EnvLookup& env, LoadResult& result) {
 
   Diagnostics main_diagnostics(file.string());
   MainResult main;
-  if (std::optional<YAML::Node> root = parseFile(file, main_diagnostics)) {
+  if (std::optional<YAML::Node> root =
+          parseYamlFile(file, main_diagnostics, kMaxConfigFileBytes, "a config file")) {
     if (root->IsMap() || root->IsNull()) {
       Context context(main_diagnostics, env);
       main = readMain(context, *root, file, config);

@@ -1,7 +1,12 @@
 #include "daemon/config/reader.h"
 
+#include <yaml-cpp/depthguard.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <fstream>
 #include <limits>
 
 namespace kpipe::config::detail {
@@ -350,6 +355,62 @@ Parser<uint64_t> sizeAtLeast(uint64_t min) {
         }
         return Parsed<uint64_t>::ok(*value);
       }};
+}
+
+// Reads and parses one YAML file. Null node for an empty file; nullopt after a reported error.
+std::optional<YAML::Node> parseYamlFile(const std::filesystem::path& path, Diagnostics& diagnostics,
+                                        size_t max_bytes, std::string_view kind) {
+  std::error_code ec;
+  std::filesystem::file_status status = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(status)) {
+    diagnostics.fileError("", "file not found");
+    return std::nullopt;
+  }
+  if (!std::filesystem::is_regular_file(status)) {
+    diagnostics.fileError("", "not a regular file");
+    return std::nullopt;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    diagnostics.fileError("", std::string("cannot open: ") + std::strerror(errno));
+    return std::nullopt;
+  }
+  // Read at most one chunk past the limit rather than trusting the size from stat: the file may
+  // be growing, or be something whose size stat does not know.
+  std::string content;
+  char chunk[64 * 1024];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    content.append(chunk, static_cast<size_t>(in.gcount()));
+    if (content.size() > max_bytes) {
+      diagnostics.fileError("", "file is larger than " + std::to_string(max_bytes >> 20) +
+                                    " MiB, the limit for " + std::string(kind));
+      return std::nullopt;
+    }
+  }
+  if (in.bad()) {
+    diagnostics.fileError("", std::string("cannot read: ") + std::strerror(errno));
+    return std::nullopt;
+  }
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(content);
+  } catch (const YAML::DeepRecursion&) {
+    // yaml-cpp's own message for this one is "bad file", and its position is wherever the
+    // parser gave up.
+    diagnostics.fileError("", "YAML nesting is too deep");
+    return std::nullopt;
+  } catch (const YAML::ParserException& e) {
+    diagnostics.error(e.mark, "", "YAML syntax error: " + e.msg);
+    return std::nullopt;
+  }
+  if (documents.empty()) return YAML::Node(YAML::NodeType::Null);
+  if (documents.size() > 1) {
+    diagnostics.error(documents[1].Mark(), "",
+                      "found " + std::to_string(documents.size()) + " YAML documents (\"---\"); " +
+                          std::string(kind) + " holds exactly one");
+    return std::nullopt;
+  }
+  return documents.front();
 }
 
 }  // namespace kpipe::config::detail

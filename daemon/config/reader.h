@@ -18,6 +18,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -244,5 +245,15 @@ Parser<E> oneOf(std::vector<std::pair<std::string, E>> choices) {
             return Parsed<E>::fail(std::move(message));
           }};
 }
+
+// Config files are small; a bigger one is a mistake (or an attack on the parser) and is refused
+// before yaml-cpp sees it.
+inline constexpr size_t kMaxConfigFileBytes = size_t{4} << 20;
+
+// Reads and parses one YAML file of at most `max_bytes` holding one document; `kind` names
+// such a file in messages ("a config file"). A null node for an empty file; nullopt after a
+// reported error (missing, unreadable, too large, syntax, several documents).
+std::optional<YAML::Node> parseYamlFile(const std::filesystem::path& path, Diagnostics& diagnostics,
+                                        size_t max_bytes, std::string_view kind);
 
 }  // namespace kpipe::config::detail

@@ -17,8 +17,8 @@ using Duration = std::chrono::milliseconds;
 // Where a value came from, for messages that point the user at the right line.
 struct SourceLocation {
   std::string file;
-  int line = 0;    // 1-based; 0 when unknown
-  int column = 0;  // 1-based
+  int line = 0;             // 1-based; 0 when unknown
+  int column = 0;           // 1-based
   std::string str() const;  // "file:line:column"
 };
 

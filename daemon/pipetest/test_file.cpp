@@ -417,32 +417,15 @@ ParseResult parseTestFile(const fs::path& path, const ParseOptions& options, std
   file.path = path;
   file.display = display;
 
-  std::string error;
-  std::optional<std::string> content = readFile(path, kMaxTestFileBytes, error);
-  if (!content) {
-    diagnostics.fileError("", error);
-    result.errors = diagnostics.take();
-    return result;
-  }
-  std::vector<YAML::Node> documents;
-  try {
-    documents = YAML::LoadAll(*content);
-  } catch (const YAML::DeepRecursion&) {
-    diagnostics.fileError("", "YAML nesting is too deep");
-  } catch (const YAML::ParserException& e) {
-    diagnostics.error(e.mark, "", "YAML syntax error: " + e.msg);
-  }
-  if (diagnostics.count() == 0) {
-    if (documents.size() > 1) {
-      diagnostics.error(documents[1].Mark(), "",
-                        "found " + std::to_string(documents.size()) +
-                            " YAML documents (\"---\"); a test file holds exactly one");
-    } else if (documents.empty() || documents.front().IsNull()) {
+  std::optional<YAML::Node> root =
+      config::detail::parseYamlFile(path, diagnostics, kMaxTestFileBytes, "a test file");
+  if (root) {
+    if (root->IsNull()) {
       diagnostics.fileError("", "file is empty; a test file needs at least cases:");
-    } else if (!documents.front().IsMap()) {
-      diagnostics.error(documents.front().Mark(), "",
+    } else if (!root->IsMap()) {
+      diagnostics.error(root->Mark(), "",
                         "expected a map (pipeline, partitions, cases) at the top level, got " +
-                            config::detail::describe(documents.front()));
+                            config::detail::describe(*root));
     }
   }
   if (diagnostics.count() > 0) {
@@ -450,7 +433,7 @@ ParseResult parseTestFile(const fs::path& path, const ParseOptions& options, std
     return result;
   }
 
-  file.root = documents.front();
+  file.root = *root;
   config::EnvLookup env = config::processEnvironment();
   Context context(diagnostics, env);
   CaseReader cases(context, file, options);

@@ -674,8 +674,8 @@ TEST_F(LoaderTest, RefusesFilesOverFourMiB) {
   write("pipelines/p.yaml",
         std::string(kMinimalPipeline) + "# " + std::string(4 * 1024 * 1024, 'x') + "\n");
   EXPECT_THAT(errors(load()),
-              ElementsAre("@/pipelines/p.yaml: file is larger than 4 MiB, the limit for config "
-                          "files"));
+              ElementsAre("@/pipelines/p.yaml: file is larger than 4 MiB, the limit for a config "
+                          "file"));
 }
 
 TEST_F(LoaderTest, DeepNestingIsAnErrorNotACrash) {
