@@ -212,6 +212,32 @@ def end_offsets(bootstrap, topic, partitions):
         consumer.close()
 
 
+def murmur2(data):
+    """Kafka's Java client murmur2 (Utils.murmur2), as an unsigned 32-bit value."""
+    m, h = 0x5BD1E995, (0x9747B28C ^ len(data)) & 0xFFFFFFFF
+    for i in range(0, len(data) - len(data) % 4, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail, rest = len(data) & ~3, len(data) % 4
+    if rest == 3:
+        h ^= data[tail + 2] << 16
+    if rest >= 2:
+        h ^= data[tail + 1] << 8
+    if rest >= 1:
+        h = ((h ^ data[tail]) * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+def java_partition(key, partitions):
+    """The partition the Java client's default partitioner picks for a keyed record."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
 def generate(n, seed, invalid=0.05, duplicates=0.05, users=500):
     """Runs tools/gen_events.py; returns (lines, expectations)."""
     with tempfile.NamedTemporaryFile("r", suffix=".json") as expect:
