@@ -63,9 +63,9 @@ report() {
     printf '  topic %-20s %s records\n' "$t" \
       "$(kcat -C -b "$bootstrap" -t "$t" -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l)"
   done
-  echo "  a sample error record (key, headers, value):"
-  kcat -C -b "$bootstrap" -t user-events.errors -o beginning -c 1 -e -q \
-    -f '    key=%k\n    headers=%h\n    value=%s\n' 2>/dev/null || true
+  echo "  the latest error record of each stage (key, reason, value):"
+  kcat -C -b "$bootstrap" -t user-events.errors -o beginning -e -q -J 2>/dev/null \
+    | /usr/bin/python3 "$ROOT/tools/show_errors.py" || true
 }
 
 start=$SECONDS
