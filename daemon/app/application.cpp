@@ -93,7 +93,12 @@ int run(const config::Config& config) {
     return observe::HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
                                  metrics.serialize()};
   });
-  http.route("/healthz", [] {
+  http.route("/healthz", [&workers] {
+    std::string failures;
+    for (const auto& w : workers) {
+      if (!w->healthError().empty()) failures += w->name() + ": " + w->healthError() + "\n";
+    }
+    if (!failures.empty()) return observe::HttpResponse{503, "text/plain; charset=utf-8", failures};
     return observe::HttpResponse{200, "text/plain; charset=utf-8", "ok\n"};
   });
   if (config.http.enabled) {

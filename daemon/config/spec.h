@@ -110,7 +110,8 @@ struct PipelineSpec {
   std::optional<DedupSpec> dedup;
   OutputSpec output;
   ErrorsSpec errors;
-  uint64_t max_message_bytes = 1024 * 1024;
+  // librdkafka's default message.max.bytes: a larger value could not be written out again.
+  uint64_t max_message_bytes = 1'000'000;
 };
 
 struct Config {

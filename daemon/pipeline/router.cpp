@@ -268,8 +268,9 @@ void Router::route(const char* value, size_t size, Decision& d) {
         break;
       case dedup::ReserveResult::InProgress:
       case dedup::ReserveResult::Done:
-        // In memory, a reservation is only ever held by this pipeline, whose earlier copy of the
-        // id is in flight and will be confirmed (it is retried, never released): a duplicate.
+        // In memory, a reservation is only ever held by this pipeline: an earlier copy of the id
+        // is in flight in the current assignment (the worker gives back the reservations of
+        // revoked partitions), and it is retried until it is written: this one is a duplicate.
         d.route = spec_.dedup->on_duplicate == config::DedupSpec::OnDuplicate::Audit ? Route::Audit
                                                                                      : Route::Drop;
         d.stage = stage::kDedup;

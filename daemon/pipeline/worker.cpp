@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <set>
 
 namespace kpipe::pipeline {
 namespace log = observe::log;
@@ -29,6 +30,7 @@ struct Worker::InFlight {
   Decision decision;
   uint64_t generation = 0;  // the assignment it belongs to; stale ones commit nothing
   uint32_t attempts = 0;
+  bool omit_value = false;  // the record was too large for its topic: written without value
 };
 
 struct Worker::PartitionState {
@@ -176,11 +178,15 @@ void Worker::start() {
 // ---- consuming ----
 
 void Worker::onConsumerReady() {
-  if (stopping_) return;
+  // The consumer queue is served even while blocked or stopping: it also carries rebalance
+  // events, and librdkafka leaves the group when it is not polled for max.poll.interval.ms.
+  // While blocked the partitions are paused, so little or nothing arrives; what does arrive
+  // queues behind the blocked messages in order. While stopping, messages are dropped
+  // uncommitted (process()).
+  if (closed_) return;
   rd_kafka_message_t* batch[kConsumeBatch];
   const auto deadline = std::chrono::steady_clock::now() + kTurnBudget;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (!blocked_.empty()) return;  // resumed by the producer's next delivery report
     ssize_t n = rd_kafka_consume_batch_queue(consumer_queue_.get(), 0, batch, kConsumeBatch);
     if (n < 0) {
       logRateLimited("consume failed", rd_kafka_err2str(rd_kafka_last_error()));
@@ -222,7 +228,26 @@ void Worker::process(rd_kafka_message_t* message) {
     complete(f);
     return;
   }
-  if (!blocked_.empty() || !produce(f)) blocked_.push_back(f);
+  if (!blocked_.empty() || !produce(f)) block(f);
+}
+
+// The producer queue is full: keep `f` (in order) and pause fetching until it drains.
+void Worker::block(InFlight* f) {
+  blocked_.push_back(f);
+  setPaused(true);
+}
+
+void Worker::setPaused(bool paused) {
+  if (paused == paused_ || closed_) return;
+  rd_kafka_topic_partition_list_t* assignment = nullptr;
+  if (rd_kafka_assignment(consumer_.get(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  kafka::PartitionListPtr list(assignment);
+  if (paused) {
+    rd_kafka_pause_partitions(consumer_.get(), assignment);
+  } else {
+    rd_kafka_resume_partitions(consumer_.get(), assignment);
+  }
+  paused_ = paused;
 }
 
 // ---- producing ----
@@ -257,14 +282,19 @@ bool Worker::produce(InFlight* f) {
     add("kpipe.origin.offset", std::to_string(in->offset));
     add("kpipe.origin.timestamp", std::to_string(timestamp));
     add("kpipe.pipeline", spec_.name);
+    if (f->omit_value) {
+      add("kpipe.error.value_omitted",
+          std::to_string(in->len) + " bytes: too large for " + rd_kafka_topic_name(topic));
+    }
   }
 
   // No RD_KAFKA_MSG_F_COPY: the payload lives in the consumed message, which we keep (and
   // destroy) with its delivery report. Keys and headers are copied by librdkafka.
   rd_kafka_resp_err_t err = rd_kafka_producev(
       producer_.get(), RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-      RD_KAFKA_V_VALUE(in->payload, in->len), RD_KAFKA_V_KEY(key, key_len),
-      RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(f), RD_KAFKA_V_END);
+      RD_KAFKA_V_VALUE(f->omit_value ? nullptr : in->payload, f->omit_value ? 0 : in->len),
+      RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(f),
+      RD_KAFKA_V_END);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
   if (headers != nullptr) rd_kafka_headers_destroy(headers);  // not taken on failure
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return false;
@@ -291,7 +321,10 @@ void Worker::onProducerReady() {
     blocked_.pop_front();
   }
   storeOffsets();
-  if (blocked_.empty() && !stopping_) consumer_wakeup_->notify();
+  if (blocked_.empty()) {
+    setPaused(false);
+    consumer_wakeup_->notify();
+  }
   maybeFinishStop();
 }
 
@@ -300,6 +333,35 @@ void Worker::delivered(InFlight* f, rd_kafka_resp_err_t err) {
     if (f->decision.route == Route::Output) router_->confirm(f->decision);
     complete(f);
     return;
+  }
+  if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !f->omit_value) {
+    // Retrying cannot help: the record itself is too large for the topic. An output record
+    // becomes an error record (non-blocking, stage size); an error or audit record is
+    // written without its value, which its headers still describe.
+    Decision& d = f->decision;
+    if (d.route == Route::Output) {
+      router_->release(d);
+      d.reserved = false;
+      d.route = Route::Error;
+      d.stage = stage::kSize;
+      d.reason = "value of " + std::to_string(f->consumed->len) +
+                 " bytes is too large for output topic " + spec_.output.topic + ": " +
+                 rd_kafka_err2str(err);
+    } else {
+      f->omit_value = true;
+    }
+    if (!blocked_.empty() || !produce(f)) block(f);
+    return;
+  }
+  if (err == RD_KAFKA_RESP_ERR__FATAL && fatal_error_.empty()) {
+    // The idempotent producer cannot go on (librdkafka's fatal errors): every produce fails
+    // from now on. Nothing is committed past the failing messages; /healthz reports it so
+    // that the supervisor restarts kpipe.
+    char reason[512];
+    rd_kafka_fatal_error(producer_.get(), reason, sizeof reason);
+    fatal_error_ = std::string("producer fatal error: ") + reason;
+    log::error("producer failed fatally: restart kpipe",
+               {{"pipeline", spec_.name}, {"error", fatal_error_}});
   }
   // Blocking failure: the record could not be written. Never skip it (that would lose it):
   // retry with backoff; the commit position stays below it meanwhile.
@@ -331,7 +393,7 @@ void Worker::retryLater(InFlight* f) {
           discard(f);
           return;
         }
-        if (!blocked_.empty() || !produce(f)) blocked_.push_back(f);
+        if (!blocked_.empty() || !produce(f)) block(f);
       });
 }
 
@@ -386,11 +448,11 @@ void Worker::onRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     self->assign(partitions);
   } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-    self->revoke(partitions);
+    self->revoke(partitions, rd_kafka_assignment_lost(rk) != 0);
   } else {
     log::error("rebalance error",
                {{"pipeline", self->spec_.name}, {"error", rd_kafka_err2str(err)}});
-    rd_kafka_assign(rk, nullptr);
+    self->revoke(nullptr, /*lost=*/true);
   }
 }
 
@@ -406,25 +468,36 @@ void Worker::assign(rd_kafka_topic_partition_list_t* partitions) {
   log::info("partitions assigned",
             {{"pipeline", spec_.name}, {"topic", spec_.input.topic}, {"partitions", names}});
   rd_kafka_assign(consumer_.get(), partitions);
+  paused_ = false;
+  if (!blocked_.empty()) setPaused(true);
 }
 
-void Worker::revoke(rd_kafka_topic_partition_list_t* partitions) {
-  const bool lost = rd_kafka_assignment_lost(consumer_.get());
+void Worker::revoke(rd_kafka_topic_partition_list_t* partitions, bool lost) {
+  std::set<int32_t> revoked;
+  if (partitions != nullptr) {
+    for (int i = 0; i < partitions->cnt; ++i) revoked.insert(partitions->elems[i].partition);
+  } else {
+    for (const auto& [p, state] : partitions_) revoked.insert(p);
+  }
   // Finish what is in flight so that it is committed by us, not redone by the next owner.
-  // Documented blocking point: up to revoke_timeout on the io_context thread.
+  // Documented blocking point: up to revoke_timeout on the io_context thread. After a lost
+  // assignment the group has moved on: nothing more is stored.
   if (!lost) {
     rd_kafka_flush(producer_.get(), static_cast<int>(options_.revoke_timeout.count()));
     storeOffsets();
-    // After a lost assignment the group has moved on: commit nothing.
-    if (auto err = rd_kafka_commit(consumer_.get(), nullptr, 0);
-        err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-      log::warn("commit on revoke failed",
-                {{"pipeline", spec_.name}, {"error", rd_kafka_err2str(err)}});
+  }
+  // What is still in flight now belongs to an old generation and will commit nothing. Its
+  // dedup reservations are given back now, before these partitions can come back to this
+  // process: a redelivered copy must meet a free id, not its own stale reservation (which
+  // would make it a "duplicate" and lose it).
+  for (auto& f : pool_) {
+    if (f->consumed != nullptr && revoked.count(f->consumed->partition) > 0) {
+      router_->release(f->decision);
+      f->decision.reserved = false;
     }
   }
   std::string names;
-  for (int i = 0; i < partitions->cnt; ++i) {
-    int32_t p = partitions->elems[i].partition;
+  for (int32_t p : revoked) {
     if (auto it = partitions_.find(p); it != partitions_.end()) {
       metrics_.lag_messages.Remove(&it->second->lag);
       metrics_.committed_offset.Remove(&it->second->committed);
@@ -435,7 +508,11 @@ void Worker::revoke(rd_kafka_topic_partition_list_t* partitions) {
   stats_.assigned.Set(static_cast<double>(partitions_.size()));
   log::info(lost ? "partitions lost" : "partitions revoked",
             {{"pipeline", spec_.name}, {"topic", spec_.input.topic}, {"partitions", names}});
+  // With enable.auto.commit librdkafka commits the stored offsets of the partitions it
+  // releases here (rdkafka_assignment.c, "unassigned partitions"): no synchronous commit
+  // that could hold the io thread for a session timeout when the coordinator is away.
   rd_kafka_assign(consumer_.get(), nullptr);
+  paused_ = false;
 }
 
 // ---- lag ----
@@ -447,6 +524,8 @@ void Worker::scheduleLagUpdate() {
         if (ec || alive.expired()) return;
         updateLag();
         if (++ticks_ % kProgressEveryTicks == 0) logProgress();
+        // Polled at least every tick, idle or not (max.poll.interval.ms).
+        consumer_wakeup_->notify();
         scheduleLagUpdate();
       });
 }
@@ -540,9 +619,16 @@ Worker::InFlight* Worker::acquire() {
 void Worker::recycle(InFlight* f) {
   rd_kafka_message_destroy(f->consumed);
   f->consumed = nullptr;
+  f->omit_value = false;
   free_.push_back(f);
   --inflight_;
   stats_.inflight.Decrement();
+  if (stopping_ && inflight_ == 0 && !closed_) {
+    // Not from here: this may run inside a librdkafka callback.
+    boost::asio::post(io_, [this, alive = std::weak_ptr<char>(alive_)] {
+      if (!alive.expired()) maybeFinishStop();
+    });
+  }
 }
 
 void Worker::logRateLimited(const char* what, const std::string& detail) {

@@ -61,6 +61,8 @@ class Worker {
   void stop(std::function<void()> done);
 
   const std::string& name() const { return spec_.name; }
+  // Empty while healthy; otherwise why this pipeline cannot make progress without a restart.
+  const std::string& healthError() const { return fatal_error_; }
 
  private:
   struct InFlight;
@@ -83,7 +85,10 @@ class Worker {
   void retryLater(InFlight* f);
   void discard(InFlight* f);
   void assign(rd_kafka_topic_partition_list_t* partitions);
-  void revoke(rd_kafka_topic_partition_list_t* partitions);
+  // `partitions` null: all of them.
+  void revoke(rd_kafka_topic_partition_list_t* partitions, bool lost);
+  void block(InFlight* f);
+  void setPaused(bool paused);
   void storeOffsets();
   void updateLag();
   void logProgress();
@@ -126,6 +131,8 @@ class Worker {
   boost::asio::steady_timer lag_timer_;
   boost::asio::steady_timer stop_deadline_;
   bool stopping_ = false;
+  bool paused_ = false;
+  std::string fatal_error_;  // fetching paused while blocked_ holds messages
   bool closed_ = false;
   std::function<void()> on_stopped_;
   std::chrono::steady_clock::time_point last_warning_{};

@@ -219,7 +219,7 @@ TEST_F(LoaderTest, AppliesDefaults) {
   EXPECT_EQ(p.errors.retry.max, 30s);
   EXPECT_EQ(p.errors.retry.multiplier, 2.0);
   EXPECT_EQ(p.errors.retry.jitter, 0.2);
-  EXPECT_EQ(p.max_message_bytes, 1024u * 1024);
+  EXPECT_EQ(p.max_message_bytes, 1000000u);
 }
 
 TEST_F(LoaderTest, EmptySectionsAndPrivateDedupStoreAreFine) {
