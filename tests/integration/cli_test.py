@@ -59,12 +59,7 @@ class CliTest(unittest.TestCase):
             config.cleanup()
 
     def test_check_asks_librdkafka_about_properties(self):
-        config = h.ConfigDir("127.0.0.1:9", {})
-        text = open(config.path).read().replace(
-            "consumer_properties: {session.timeout.ms: 6000}",
-            "consumer_properties: {session.timeout.ms: 6000, no.such.property: 1}")
-        with open(config.path, "w") as f:
-            f.write(text)
+        config = h.ConfigDir("127.0.0.1:9", {}, consumer_properties={"no.such.property": 1})
         try:
             r = kpipe("check", config.path)
             self.assertEqual(r.returncode, 1)

@@ -73,7 +73,7 @@ class Broker:
 class ConfigDir:
     """A config directory: kpipe.yaml + pipelines/, with the repo's schemas copied in."""
 
-    def __init__(self, bootstrap, pipelines, http_port=None, extra=""):
+    def __init__(self, bootstrap, pipelines, http_port=None, extra="", consumer_properties=None):
         self.dir = tempfile.mkdtemp(prefix="kpipe-it-")
         self.http_port = http_port or free_port()
         shutil.copytree(os.path.join(SOURCE_DIR, "schemas"), os.path.join(self.dir, "schemas"))
@@ -81,8 +81,9 @@ class ConfigDir:
         with open(self.path, "w") as f:
             # The mock coordinator waits session.timeout.ms - 1 s for members to rejoin
             # after one leaves (librdkafka 2.0.2 rdkafka_mock_cgrp.c): keep restarts quick.
-            f.write(f"kafka: {{bootstrap: '{bootstrap}', "
-                    f"consumer_properties: {{session.timeout.ms: 6000}}}}\n"
+            consumer = {"session.timeout.ms": 6000, **(consumer_properties or {})}
+            flow = ", ".join(f"{k}: {v}" for k, v in consumer.items())
+            f.write(f"kafka: {{bootstrap: '{bootstrap}', consumer_properties: {{{flow}}}}}\n"
                     f"http: {{listen: 127.0.0.1:{self.http_port}}}\n"
                     f"pipelines: pipelines/\n"
                     f"stores: {{ids: {{type: memory, ttl: 1d}}}}\n"

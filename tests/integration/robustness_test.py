@@ -68,13 +68,9 @@ class RobustnessTest(unittest.TestCase):
             config.cleanup()
 
     def test_idle_pipeline_keeps_its_partitions(self):
-        config = h.ConfigDir(self.broker.bootstrap, {"events": PIPELINE})
         # librdkafka requires max.poll.interval.ms >= session.timeout.ms (6000 in tests)
-        text = open(config.path).read().replace(
-            "consumer_properties: {session.timeout.ms: 6000}",
-            "consumer_properties: {session.timeout.ms: 6000, max.poll.interval.ms: 7000}")
-        with open(config.path, "w") as f:
-            f.write(text)
+        config = h.ConfigDir(self.broker.bootstrap, {"events": PIPELINE},
+                             consumer_properties={"max.poll.interval.ms": 7000})
         try:
             kpipe = h.Kpipe(config)
             try:
