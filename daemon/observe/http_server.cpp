@@ -29,7 +29,7 @@ class Session : public std::enable_shared_from_this<Session> {
     request_ = {};
     parser_.emplace();
     parser_->header_limit(8 * 1024);
-    parser_->body_limit(64 * 1024);
+    parser_->body_limit(uint64_t{64} << 10);
     stream_.expires_after(kReadTimeout);
     http::async_read(
         stream_, buffer_, *parser_,

@@ -6,8 +6,8 @@
 namespace kpipe::pipeline {
 namespace {
 
-constexpr size_t kParseBufferBytes = 64 * 1024;
-constexpr size_t kStackBufferBytes = 16 * 1024;
+constexpr size_t kParseBufferBytes = size_t{64} << 10;
+constexpr size_t kStackBufferBytes = size_t{16} << 10;
 constexpr size_t kMaxQuotedValue = 60;
 // RFC 6901 pointers parse with rapidjson::Pointer; the loader already checked their syntax.
 constexpr unsigned kParseFlags =
