@@ -357,22 +357,21 @@ Parser<uint64_t> sizeAtLeast(uint64_t min) {
       }};
 }
 
-// Reads and parses one YAML file. Null node for an empty file; nullopt after a reported error.
-std::optional<YAML::Node> parseYamlFile(const std::filesystem::path& path, Diagnostics& diagnostics,
-                                        size_t max_bytes, std::string_view kind) {
+std::optional<std::string> readLimitedFile(const std::filesystem::path& path, size_t max_bytes,
+                                           std::string_view kind, std::string& error) {
   std::error_code ec;
   std::filesystem::file_status status = std::filesystem::status(path, ec);
   if (!std::filesystem::exists(status)) {
-    diagnostics.fileError("", "file not found");
+    error = "file not found";
     return std::nullopt;
   }
   if (!std::filesystem::is_regular_file(status)) {
-    diagnostics.fileError("", "not a regular file");
+    error = "not a regular file";
     return std::nullopt;
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    diagnostics.fileError("", std::string("cannot open: ") + std::strerror(errno));
+    error = std::string("cannot open: ") + std::strerror(errno);
     return std::nullopt;
   }
   // Read at most one chunk past the limit rather than trusting the size from stat: the file may
@@ -382,18 +381,30 @@ std::optional<YAML::Node> parseYamlFile(const std::filesystem::path& path, Diagn
   while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
     content.append(chunk, static_cast<size_t>(in.gcount()));
     if (content.size() > max_bytes) {
-      diagnostics.fileError("", "file is larger than " + std::to_string(max_bytes >> 20) +
-                                    " MiB, the limit for " + std::string(kind));
+      error = "file is larger than " + std::to_string(max_bytes >> 20) + " MiB, the limit for " +
+              std::string(kind);
       return std::nullopt;
     }
   }
   if (in.bad()) {
-    diagnostics.fileError("", std::string("cannot read: ") + std::strerror(errno));
+    error = std::string("cannot read: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  return content;
+}
+
+// Reads and parses one YAML file. Null node for an empty file; nullopt after a reported error.
+std::optional<YAML::Node> parseYamlFile(const std::filesystem::path& path, Diagnostics& diagnostics,
+                                        size_t max_bytes, std::string_view kind) {
+  std::string error;
+  std::optional<std::string> content = readLimitedFile(path, max_bytes, kind, error);
+  if (!content) {
+    diagnostics.fileError("", error);
     return std::nullopt;
   }
   std::vector<YAML::Node> documents;
   try {
-    documents = YAML::LoadAll(content);
+    documents = YAML::LoadAll(*content);
   } catch (const YAML::DeepRecursion&) {
     // yaml-cpp's own message for this one is "bad file", and its position is wherever the
     // parser gave up.

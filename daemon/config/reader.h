@@ -250,6 +250,11 @@ Parser<E> oneOf(std::vector<std::pair<std::string, E>> choices) {
 // before yaml-cpp sees it.
 inline constexpr size_t kMaxConfigFileBytes = size_t{4} << 20;
 
+// Reads a whole regular file of at most `max_bytes`; `kind` names such a file in the message
+// set in `error` when it cannot ("file is larger than 4 MiB, the limit for a config file").
+std::optional<std::string> readLimitedFile(const std::filesystem::path& path, size_t max_bytes,
+                                           std::string_view kind, std::string& error);
+
 // Reads and parses one YAML file of at most `max_bytes` holding one document; `kind` names
 // such a file in messages ("a config file"). A null node for an empty file; nullopt after a
 // reported error (missing, unreadable, too large, syntax, several documents).

@@ -9,12 +9,8 @@
 #include "daemon/config/reader.h"
 #include "daemon/schema/rapidjson.h"
 
-#include <yaml-cpp/depthguard.h>
 
-#include <cerrno>
 #include <charconv>
-#include <cstring>
-#include <fstream>
 #include <map>
 #include <regex>
 
@@ -34,39 +30,6 @@ constexpr size_t kMaxTestFileBytes = size_t{4} << 20;
 constexpr size_t kMaxValueFileBytes = size_t{64} << 20;
 constexpr size_t kMaxJsonBytes = size_t{16} << 20;
 constexpr int kMaxJsonDepth = 256;
-
-// Reads a whole file; the error message when it cannot (or when it is over `limit`).
-std::optional<std::string> readFile(const fs::path& path, size_t limit, std::string& error) {
-  std::error_code ec;
-  fs::file_status status = fs::status(path, ec);
-  if (!fs::exists(status)) {
-    error = "file not found";
-    return std::nullopt;
-  }
-  if (!fs::is_regular_file(status)) {
-    error = "not a regular file";
-    return std::nullopt;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = std::string("cannot open: ") + std::strerror(errno);
-    return std::nullopt;
-  }
-  std::string content;
-  char chunk[64 * 1024];
-  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
-    content.append(chunk, static_cast<size_t>(in.gcount()));
-    if (content.size() > limit) {
-      error = "file is larger than " + std::to_string(limit >> 20) + " MiB";
-      return std::nullopt;
-    }
-  }
-  if (in.bad()) {
-    error = std::string("cannot read: ") + std::strerror(errno);
-    return std::nullopt;
-  }
-  return content;
-}
 
 // The text of a scalar, taken literally: test data is not interpolated (`${` may well be data).
 std::optional<std::string> literal(Context& context, const Field& field,
@@ -175,7 +138,8 @@ class CaseReader {
           fs::path path =
               fs::path(*name).is_relative() ? file_.path.parent_path() / *name : fs::path(*name);
           std::string error;
-          message.value = readFile(path, kMaxValueFileBytes, error);
+          message.value =
+              config::detail::readLimitedFile(path, kMaxValueFileBytes, "a value_file", error);
           if (!message.value) context_.error(*file, path.string() + ": " + error);
         }
       }
