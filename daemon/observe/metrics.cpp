@@ -32,6 +32,11 @@ Metrics::Metrics()
                    .Name("kpipe_assigned_partitions")
                    .Help("Input partitions currently assigned to this process.")
                    .Register(*registry_)),
+      queue_depth(prometheus::BuildGauge()
+                      .Name("kpipe_queue_depth")
+                      .Help("Messages waiting in each queue of a pipeline (consumer, blocked, "
+                            "producer).")
+                      .Register(*registry_)),
       build_info(prometheus::BuildGauge()
                      .Name("kpipe_build_info")
                      .Help("Always 1; labels carry the kpipe version.")
@@ -50,6 +55,9 @@ PipelineStats::PipelineStats(Metrics& metrics, const std::string& pipeline)
       duplicate(metrics.messages.Add({{"pipeline", pipeline}, {"outcome", "duplicate"}})),
       produce_errors(metrics.produce_errors.Add({{"pipeline", pipeline}})),
       inflight(metrics.inflight.Add({{"pipeline", pipeline}})),
-      assigned(metrics.assigned.Add({{"pipeline", pipeline}})) {}
+      assigned(metrics.assigned.Add({{"pipeline", pipeline}})),
+      consumer_queue(metrics.queue_depth.Add({{"pipeline", pipeline}, {"queue", "consumer"}})),
+      blocked_queue(metrics.queue_depth.Add({{"pipeline", pipeline}, {"queue", "blocked"}})),
+      producer_queue(metrics.queue_depth.Add({{"pipeline", pipeline}, {"queue", "producer"}})) {}
 
 }  // namespace kpipe::observe

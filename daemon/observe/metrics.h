@@ -32,6 +32,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& committed_offset;  // kpipe_committed_offset
   prometheus::Family<prometheus::Gauge>& inflight;          // kpipe_inflight_messages
   prometheus::Family<prometheus::Gauge>& assigned;          // kpipe_assigned_partitions
+  prometheus::Family<prometheus::Gauge>& queue_depth;       // kpipe_queue_depth
   prometheus::Family<prometheus::Gauge>& build_info;        // kpipe_build_info
 };
 
@@ -44,6 +45,10 @@ struct PipelineStats {
   prometheus::Counter& produce_errors;  // deliveries that failed and were retried
   prometheus::Gauge& inflight;          // consumed and not yet acknowledged
   prometheus::Gauge& assigned;          // partitions currently assigned
+  // Depth of each queue a message can wait in, in messages.
+  prometheus::Gauge& consumer_queue;  // fetched by librdkafka, not yet handed to kpipe
+  prometheus::Gauge& blocked_queue;   // routed, waiting for room in the producer queue
+  prometheus::Gauge& producer_queue;  // handed to librdkafka, not yet acknowledged
 };
 
 }  // namespace kpipe::observe

@@ -531,6 +531,10 @@ void Worker::scheduleLagUpdate() {
 }
 
 void Worker::updateLag() {
+  // Sampled with the lag: cheap reads of librdkafka's counters.
+  stats_.consumer_queue.Set(static_cast<double>(rd_kafka_queue_length(consumer_queue_.get())));
+  stats_.producer_queue.Set(static_cast<double>(rd_kafka_outq_len(producer_.get())));
+  stats_.blocked_queue.Set(static_cast<double>(blocked_.size()));
   for (auto& [partition, state] : partitions_) {
     int64_t low = 0;
     int64_t high = 0;

@@ -65,6 +65,11 @@ class EndToEndTest(unittest.TestCase):
                              len(expect["audit"]))
             # lag is measured against the stored position: 0 once everything is done
             h.wait_for(lambda: kpipe.metric_sum("kpipe_consumer_lag_messages") == 0, 30, "lag 0")
+            # every queue a message can wait in is a metric; all empty once the work is done
+            queues = {dict(labels)["queue"]: v for (name, labels), v in kpipe.metrics().items()
+                      if name == "kpipe_queue_depth"}
+            self.assertEqual(set(queues), {"consumer", "blocked", "producer"})
+            h.wait_for(lambda: kpipe.metric_sum("kpipe_queue_depth") == 0, 10, "queues empty")
         finally:
             code = kpipe.stop()
         self.assertEqual(code, 0, kpipe.log_text())
