@@ -37,7 +37,7 @@ class SigtermUnderTrafficTest(unittest.TestCase):
             def produce():
                 for chunk in chunks:
                     h.kcat_produce(broker.bootstrap, "user-events", chunk)
-                    time.sleep(0.5)
+                    time.sleep(0.75)  # ~30 s of traffic: room for three stop/start cycles
                 done.set()
 
             producer = threading.Thread(target=produce)
