@@ -12,7 +12,11 @@
 #include "daemon/version.h"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -203,6 +207,24 @@ int broker(const BrokerOptions& options) {
   asio::io_context io(1);
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int) { io.stop(); });
+  // Fault injection for tests and experiments: one command per line on standard input, each
+  // answered "ok" or "error: ..." on standard output (EmbeddedBroker::applyFault).
+  asio::posix::stream_descriptor input(io);
+  asio::streambuf lines;
+  std::function<void()> read_command = [&] {
+    asio::async_read_until(input, lines, '\n', [&](const boost::system::error_code& ec, size_t) {
+      if (ec) return;  // end of input: no more commands, keep serving
+      std::istream stream(&lines);
+      std::string command;
+      std::getline(stream, command);
+      auto error = broker->applyFault(command);
+      std::cout << (error ? "error: " + *error : std::string("ok")) << std::endl;
+      read_command();
+    });
+  };
+  boost::system::error_code ec;
+  input.assign(::dup(STDIN_FILENO), ec);  // fails for files and /dev/null: no commands then
+  if (!ec) read_command();
   io.run();
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 
 struct rd_kafka_mock_cluster_s;
@@ -31,6 +32,15 @@ class EmbeddedBroker {
   std::optional<std::string> createTopic(const std::string& name, int partitions);
   // For fault injection in tests (rd_kafka_mock_* functions).
   rd_kafka_mock_cluster_s* cluster() const { return cluster_; }
+
+  // Applies one fault-injection command of the mock cluster; returns an error message for a
+  // command it does not understand. Commands (APIs and errors by name or number):
+  //   errors API COUNT ERROR   the next COUNT requests of API fail with ERROR
+  //                            (e.g. "errors Produce 500 NOT_ENOUGH_REPLICAS")
+  //   clear API                drop the errors still queued for API
+  //   down BROKER | up BROKER  take a broker (id from 1) down or back up
+  //   rtt BROKER MS            add MS milliseconds of round-trip time to a broker
+  std::optional<std::string> applyFault(std::string_view command);
 
  private:
   EmbeddedBroker(KafkaPtr host, rd_kafka_mock_cluster_s* cluster);

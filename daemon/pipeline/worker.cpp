@@ -31,6 +31,7 @@ struct Worker::InFlight {
   uint64_t generation = 0;  // the assignment it belongs to; stale ones commit nothing
   uint32_t attempts = 0;
   bool omit_value = false;  // the record was too large for its topic: written without value
+  std::shared_ptr<boost::asio::steady_timer> retry_timer;  // set while waiting for a retry
 };
 
 struct Worker::PartitionState {
@@ -383,18 +384,19 @@ void Worker::retryLater(InFlight* f) {
   std::uniform_real_distribution<double> jitter(1.0 - retry.jitter, 1.0 + retry.jitter);
   delay *= jitter(rng);
   ++f->attempts;
-  auto timer = std::make_shared<boost::asio::steady_timer>(
+  f->retry_timer = std::make_shared<boost::asio::steady_timer>(
       io_, std::chrono::milliseconds(static_cast<int64_t>(delay)));
-  timer->async_wait(
-      [this, f, timer, alive = std::weak_ptr<char>(alive_)](const boost::system::error_code& ec) {
-        if (ec || alive.expired()) return;
-        auto it = partitions_.find(f->consumed->partition);
-        if (it == partitions_.end() || it->second->generation != f->generation) {
-          discard(f);
-          return;
-        }
-        if (!blocked_.empty() || !produce(f)) block(f);
-      });
+  f->retry_timer->async_wait([this, f, timer = f->retry_timer, alive = std::weak_ptr<char>(alive_)](
+                                 const boost::system::error_code& ec) {
+    if (ec || alive.expired()) return;  // cancelled: revoke() discarded it
+    f->retry_timer.reset();
+    auto it = partitions_.find(f->consumed->partition);
+    if (it == partitions_.end() || it->second->generation != f->generation) {
+      discard(f);
+      return;
+    }
+    if (!blocked_.empty() || !produce(f)) block(f);
+  });
 }
 
 void Worker::complete(InFlight* f) {
@@ -494,6 +496,13 @@ void Worker::revoke(rd_kafka_topic_partition_list_t* partitions, bool lost) {
     if (f->consumed != nullptr && revoked.count(f->consumed->partition) > 0) {
       router_->release(f->decision);
       f->decision.reserved = false;
+      // One waiting for a retry is dropped now rather than when its timer fires, so that a
+      // drain does not wait out a backoff for work that is no longer ours.
+      if (f->retry_timer) {
+        f->retry_timer->cancel();
+        f->retry_timer.reset();
+        discard(f.get());
+      }
     }
   }
   std::string names;

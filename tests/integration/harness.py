@@ -48,13 +48,23 @@ class Broker:
         for t in topics:
             args += ["--topic", t]
         self.log = tempfile.NamedTemporaryFile("w+", prefix="kpipe-broker-", suffix=".log")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True)
         line = self.proc.stdout.readline()
         m = re.match(r"bootstrap: (\S+)", line)
         if not m:
             self.stop()
             raise AssertionError(f"kpipe broker printed {line!r}")
         self.bootstrap = m.group(1)
+
+    def fault(self, command):
+        """Injects a fault into the mock cluster, e.g. "errors Produce 500 NOT_ENOUGH_REPLICAS"
+        (see EmbeddedBroker::applyFault)."""
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        if answer != "ok":
+            raise AssertionError(f"broker fault {command!r}: {answer}")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -73,7 +83,8 @@ class Broker:
 class ConfigDir:
     """A config directory: kpipe.yaml + pipelines/, with the repo's schemas copied in."""
 
-    def __init__(self, bootstrap, pipelines, http_port=None, extra="", consumer_properties=None):
+    def __init__(self, bootstrap, pipelines, http_port=None, extra="", consumer_properties=None,
+                 producer_properties=None):
         self.dir = tempfile.mkdtemp(prefix="kpipe-it-")
         self.http_port = http_port or free_port()
         shutil.copytree(os.path.join(SOURCE_DIR, "schemas"), os.path.join(self.dir, "schemas"))
@@ -83,7 +94,9 @@ class ConfigDir:
             # after one leaves (librdkafka 2.0.2 rdkafka_mock_cgrp.c): keep restarts quick.
             consumer = {"session.timeout.ms": 6000, **(consumer_properties or {})}
             flow = ", ".join(f"{k}: {v}" for k, v in consumer.items())
-            f.write(f"kafka: {{bootstrap: '{bootstrap}', consumer_properties: {{{flow}}}}}\n"
+            producer = ", ".join(f"{k}: {v}" for k, v in (producer_properties or {}).items())
+            f.write(f"kafka: {{bootstrap: '{bootstrap}', consumer_properties: {{{flow}}}, "
+                    f"producer_properties: {{{producer}}}}}\n"
                     f"http: {{listen: 127.0.0.1:{self.http_port}}}\n"
                     f"pipelines: pipelines/\n"
                     f"stores: {{ids: {{type: memory, ttl: 1d}}}}\n"
