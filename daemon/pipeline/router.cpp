@@ -117,18 +117,16 @@ std::variant<std::unique_ptr<Router>, std::string> Router::build(const config::P
   }
   std::sort(router->type_schemas_.begin(), router->type_schemas_.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
-  auto check = [&](const std::optional<Pointer>& p,
-                   std::string_view what) -> std::optional<std::string> {
-    if (p && !p->pointer.IsValid())
+  auto check = [&](const Pointer* p, std::string_view what) -> std::optional<std::string> {
+    if (p != nullptr && !p->pointer.IsValid())
       return std::string(what) + " pointer \"" + p->text + "\" is not a valid JSON pointer";
     return std::nullopt;
   };
-  for (auto* p : {&router->key_}) {
-    if (!p->pointer.IsValid()) return "key pointer \"" + p->text + "\" is not a valid JSON pointer";
-  }
-  if (auto e = check(router->output_key_, "output key")) return *e;
-  if (auto e = check(router->id_, "dedup id")) return *e;
-  if (auto e = check(router->type_field_, "schema type_field")) return *e;
+  auto optional = [](const std::optional<Pointer>& p) { return p ? &*p : nullptr; };
+  if (auto e = check(&router->key_, "key")) return *e;
+  if (auto e = check(optional(router->output_key_), "output key")) return *e;
+  if (auto e = check(optional(router->id_), "dedup id")) return *e;
+  if (auto e = check(optional(router->type_field_), "schema type_field")) return *e;
   return router;
 }
 

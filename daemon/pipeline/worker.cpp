@@ -312,8 +312,7 @@ void Worker::onProducerReady() {
   rd_kafka_poll(producer_.get(), 0);  // serves delivery reports → delivered()
   while (!blocked_.empty()) {
     InFlight* f = blocked_.front();
-    auto it = partitions_.find(f->consumed->partition);
-    if (it == partitions_.end() || it->second->generation != f->generation) {
+    if (ownPartition(f) == nullptr) {
       blocked_.pop_front();
       discard(f);
       continue;
@@ -390,8 +389,7 @@ void Worker::retryLater(InFlight* f) {
                                  const boost::system::error_code& ec) {
     if (ec || alive.expired()) return;  // cancelled: revoke() discarded it
     f->retry_timer.reset();
-    auto it = partitions_.find(f->consumed->partition);
-    if (it == partitions_.end() || it->second->generation != f->generation) {
+    if (ownPartition(f) == nullptr) {
       discard(f);
       return;
     }
@@ -412,12 +410,19 @@ void Worker::complete(InFlight* f) {
       stats_.duplicate.Increment();
       break;
   }
-  auto it = partitions_.find(f->consumed->partition);
-  if (it != partitions_.end() && it->second->generation == f->generation &&
-      it->second->tracker.complete(f->consumed->offset)) {
+  if (PartitionState* state = ownPartition(f);
+      state != nullptr && state->tracker.complete(f->consumed->offset)) {
     dirty_partitions_.push_back(f->consumed->partition);
   }
   recycle(f);
+}
+
+// The state of f's partition while it is still assigned in the generation f was read in;
+// null once the partition was revoked (even if it has been assigned again since).
+Worker::PartitionState* Worker::ownPartition(const InFlight* f) {
+  auto it = partitions_.find(f->consumed->partition);
+  if (it == partitions_.end() || it->second->generation != f->generation) return nullptr;
+  return it->second.get();
 }
 
 // Work of a partition that is no longer ours: drop it uncommitted; its next owner redoes it.

@@ -84,6 +84,7 @@ class Worker {
   void complete(InFlight* f);
   void retryLater(InFlight* f);
   void discard(InFlight* f);
+  PartitionState* ownPartition(const InFlight* f);
   void assign(rd_kafka_topic_partition_list_t* partitions);
   // `partitions` null: all of them.
   void revoke(rd_kafka_topic_partition_list_t* partitions, bool lost);
