@@ -282,6 +282,39 @@ void readRetry(ObjectReader& r, RetrySpec& retry) {
   }
 }
 
+// ordering, concurrency, max_pending, revoke_timeout: how one partition's messages run.
+void readOrdering(ObjectReader& r, PipelineSpec& p) {
+  const size_t errors_before = r.context().diagnostics().count();
+  r.scalar("ordering", p.ordering,
+           detail::oneOf<Ordering>({{"key", Ordering::Key},
+                                    {"partition", Ordering::Partition},
+                                    {"none", Ordering::None}}));
+  bool concurrency_given =
+      r.scalar("concurrency", p.concurrency, detail::integerIn<uint32_t>(1, 100'000));
+  bool max_pending_given =
+      r.scalar("max_pending", p.max_pending, detail::integerIn<uint32_t>(1, 10'000'000));
+  r.scalar("revoke_timeout", p.revoke_timeout, detail::durationAtLeast(Duration(0)));
+  if (r.context().diagnostics().count() != errors_before) return;
+  if (p.ordering == Ordering::Partition) {
+    if (concurrency_given && p.concurrency != 1) {
+      r.error("concurrency", "ordering: partition runs one message at a time per partition; "
+                             "use ordering: key for concurrency " +
+                                 std::to_string(p.concurrency));
+      return;
+    }
+    p.concurrency = 1;
+  }
+  if (p.max_pending < p.concurrency) {
+    if (max_pending_given) {
+      r.error("max_pending", "max_pending (" + std::to_string(p.max_pending) +
+                                 ") must be at least concurrency (" +
+                                 std::to_string(p.concurrency) + ")");
+    } else {
+      p.max_pending = p.concurrency;
+    }
+  }
+}
+
 void readPipeline(ObjectReader& r, const PipelineContext& pc, PipelineSpec& p) {
   Context& context = r.context();
   if (r.scalar("name", p.name, detail::identifier(), Need::Required)) {
@@ -296,6 +329,7 @@ void readPipeline(ObjectReader& r, const PipelineContext& pc, PipelineSpec& p) {
     in.scalar("group", p.input.group, detail::nonEmptyString(), Need::Required);
   });
   r.scalar("key", p.key_pointer, detail::jsonPointer(), Need::Required);
+  readOrdering(r, p);
   if (std::optional<Field> schema = r.field("schema")) {
     readSchema(context, *schema, pc.base_dir, p.schema);
   }
@@ -325,6 +359,14 @@ void readPipeline(ObjectReader& r, const PipelineContext& pc, PipelineSpec& p) {
     if (!o.scalar("key", p.output.key_pointer, detail::jsonPointer())) {
       p.output.key_pointer = p.key_pointer;
     }
+    o.scalar("partitioner", p.output.partitioner,
+             detail::oneOf<std::string>({{"murmur2_random", "murmur2_random"},
+                                         {"murmur2", "murmur2"},
+                                         {"consistent_random", "consistent_random"},
+                                         {"consistent", "consistent"},
+                                         {"fnv1a_random", "fnv1a_random"},
+                                         {"fnv1a", "fnv1a"},
+                                         {"random", "random"}}));
     o.unsupported("http", "output.http is not available yet; use output.topic");
   });
   r.object("errors", Need::Optional, [&](ObjectReader& e) {

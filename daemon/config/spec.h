@@ -86,6 +86,16 @@ struct DedupSpec {
 struct OutputSpec {
   std::string topic;
   std::string key_pointer;  // defaults to the pipeline key
+  // librdkafka partitioner of output records. murmur2_random places keys as the Java client
+  // does; librdkafka's own default (consistent_random, CRC32) does not (DESIGN.md §1.1).
+  std::string partitioner = "murmur2_random";
+};
+
+// What may run concurrently within one input partition (DESIGN.md §1.1).
+enum class Ordering {
+  Key,        // same key: one at a time, in offset order; different keys concurrently
+  Partition,  // one message at a time per partition
+  None,       // no order: up to `concurrency` messages at a time
 };
 
 struct RetrySpec {
@@ -106,6 +116,15 @@ struct PipelineSpec {
   SourceLocation where;  // the file that defined it
   InputSpec input;
   std::string key_pointer;  // JSON pointer of the ordering key
+  Ordering ordering = Ordering::Key;
+  // Keys (ordering: key) or messages (ordering: none) in flight per partition; 1 for partition.
+  uint32_t concurrency = 64;
+  // Messages of one partition held in memory (in flight + waiting for their key or a slot).
+  // At this bound the partition pauses; it resumes once half of them are done.
+  uint32_t max_pending = 2048;
+  // On a revoke, how long in-flight work may take to finish (and be committed by this member)
+  // before the partitions are released anyway.
+  Duration revoke_timeout = std::chrono::seconds(10);
   SchemaSpec schema;
   std::optional<DedupSpec> dedup;
   OutputSpec output;

@@ -34,9 +34,29 @@ Metrics::Metrics()
                    .Register(*registry_)),
       queue_depth(prometheus::BuildGauge()
                       .Name("kpipe_queue_depth")
-                      .Help("Messages waiting in each queue of a pipeline (consumer, blocked, "
-                            "producer).")
+                      .Help("Messages waiting in each queue of a pipeline (consumer, waiting, "
+                            "blocked, producer).")
                       .Register(*registry_)),
+      paused(prometheus::BuildGauge()
+                 .Name("kpipe_paused_partitions")
+                 .Help("Input partitions kpipe is not reading because their pending messages "
+                       "reached max_pending or the producer queue is full.")
+                 .Register(*registry_)),
+      blocked_keys(prometheus::BuildGauge()
+                       .Name("kpipe_blocked_keys")
+                       .Help("Keys held back by a message that failed with a blocking error and "
+                             "waits to be retried.")
+                       .Register(*registry_)),
+      topic_partitions(prometheus::BuildGauge()
+                           .Name("kpipe_topic_partitions")
+                           .Help("Partition count of each input and output topic, as last seen "
+                                 "in the cluster metadata.")
+                           .Register(*registry_)),
+      partition_count_changes(prometheus::BuildCounter()
+                                  .Name("kpipe_partition_count_changes_total")
+                                  .Help("Partition count changes seen on an input or output "
+                                        "topic: key order across such a change is broken.")
+                                  .Register(*registry_)),
       build_info(prometheus::BuildGauge()
                      .Name("kpipe_build_info")
                      .Help("Always 1; labels carry the kpipe version.")
@@ -58,6 +78,9 @@ PipelineStats::PipelineStats(Metrics& metrics, const std::string& pipeline)
       assigned(metrics.assigned.Add({{"pipeline", pipeline}})),
       consumer_queue(metrics.queue_depth.Add({{"pipeline", pipeline}, {"queue", "consumer"}})),
       blocked_queue(metrics.queue_depth.Add({{"pipeline", pipeline}, {"queue", "blocked"}})),
-      producer_queue(metrics.queue_depth.Add({{"pipeline", pipeline}, {"queue", "producer"}})) {}
+      producer_queue(metrics.queue_depth.Add({{"pipeline", pipeline}, {"queue", "producer"}})),
+      waiting_queue(metrics.queue_depth.Add({{"pipeline", pipeline}, {"queue", "waiting"}})),
+      paused(metrics.paused.Add({{"pipeline", pipeline}})),
+      blocked_keys(metrics.blocked_keys.Add({{"pipeline", pipeline}})) {}
 
 }  // namespace kpipe::observe

@@ -33,6 +33,11 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& inflight;          // kpipe_inflight_messages
   prometheus::Family<prometheus::Gauge>& assigned;          // kpipe_assigned_partitions
   prometheus::Family<prometheus::Gauge>& queue_depth;       // kpipe_queue_depth
+  prometheus::Family<prometheus::Gauge>& paused;            // kpipe_paused_partitions
+  prometheus::Family<prometheus::Gauge>& blocked_keys;      // kpipe_blocked_keys
+  prometheus::Family<prometheus::Gauge>& topic_partitions;  // kpipe_topic_partitions
+  prometheus::Family<prometheus::Counter>& partition_count_changes;
+  // ^ kpipe_partition_count_changes_total
   prometheus::Family<prometheus::Gauge>& build_info;        // kpipe_build_info
 };
 
@@ -49,6 +54,10 @@ struct PipelineStats {
   prometheus::Gauge& consumer_queue;  // fetched by librdkafka, not yet handed to kpipe
   prometheus::Gauge& blocked_queue;   // routed, waiting for room in the producer queue
   prometheus::Gauge& producer_queue;  // handed to librdkafka, not yet acknowledged
+  prometheus::Gauge& waiting_queue;   // consumed, waiting for an earlier message of its key
+                                      // (or a concurrency slot) to finish
+  prometheus::Gauge& paused;          // input partitions paused (bound reached or producer full)
+  prometheus::Gauge& blocked_keys;    // keys held back by a message waiting to be retried
 };
 
 }  // namespace kpipe::observe

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 
 namespace kpipe::pipeline {
 namespace {
@@ -92,6 +93,8 @@ void Decision::clear() {
   reason.clear();
   output_key.clear();
   id.clear();
+  key_hash = 0;
+  has_key = false;
   reserved = false;
 }
 
@@ -220,6 +223,8 @@ void Router::route(const char* value, size_t size, Decision& d) {
     }
     std::string key;
     if (auto reason = readScalar(key_, "key", key, true)) return fail(d, stage::kKey, *reason);
+    d.key_hash = std::hash<std::string_view>{}(key);
+    d.has_key = true;
     if (output_key_) {
       if (auto reason = readScalar(*output_key_, "output key", d.output_key, true)) {
         return fail(d, stage::kKey, *reason);

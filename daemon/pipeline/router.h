@@ -42,6 +42,11 @@ struct Decision {
   std::string_view stage;  // for Error and Audit
   std::string reason;      // for Error and Audit
   std::string output_key;  // for Output
+  // Hash of the ordering key (pipeline `key`), when it was read; the scheduler keeps messages
+  // with equal hashes in order. A message without one (it failed before the key stage) is an
+  // error record that need not wait for anything.
+  uint64_t key_hash = 0;
+  bool has_key = false;
   std::string id;          // the message id when dedup is on and it was read
   bool reserved = false;   // a dedup reservation was taken: confirm after the ack
   void clear();

@@ -30,19 +30,33 @@ struct Worker::InFlight {
   Decision decision;
   uint64_t generation = 0;  // the assignment it belongs to; stale ones commit nothing
   uint32_t attempts = 0;
+  bool scheduled = false;   // went through its partition's KeyScheduler: finish() it when done
   bool omit_value = false;  // the record was too large for its topic: written without value
   std::shared_ptr<boost::asio::steady_timer> retry_timer;  // set while waiting for a retry
 };
 
 struct Worker::PartitionState {
-  PartitionState(observe::Metrics& metrics, const std::string& pipeline, const std::string& topic,
-                 int32_t partition, uint64_t gen)
-      : generation(gen),
-        labels{{"pipeline", pipeline}, {"topic", topic}, {"partition", std::to_string(partition)}},
+  PartitionState(observe::Metrics& metrics, const config::PipelineSpec& spec, int32_t partition,
+                 uint64_t gen)
+      : partition(partition),
+        generation(gen),
+        scheduler(spec.ordering, spec.concurrency),
+        labels{{"pipeline", spec.name},
+               {"topic", spec.input.topic},
+               {"partition", std::to_string(partition)}},
         lag(metrics.lag_messages.Add(labels)),
         committed(metrics.committed_offset.Add(labels)) {}
+  int32_t partition;
   uint64_t generation;
   CommitTracker tracker;
+  KeyScheduler<InFlight*> scheduler;
+  bool paused = false;      // not read: at its bound, or the producer queue is full
+  bool over_bound = false;  // max_pending reached; cleared once half of it is done
+  // The partition's own librdkafka queue, not forwarded to the consumer queue, so that one
+  // partition can wait without holding up the others. Declared before its wakeup, which
+  // must go first.
+  kafka::QueuePtr queue;
+  std::unique_ptr<kafka::QueueWakeup> wakeup;
   std::map<std::string, std::string> labels;
   prometheus::Gauge& lag;
   prometheus::Gauge& committed;
@@ -63,8 +77,9 @@ std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
       {"bootstrap.servers", options.bootstrap},
       {"enable.idempotence", "true"},  // implies acks=all and ordered retries
       {"linger.ms", "5"},
-      // Java-compatible key placement (librdkafka's default, consistent_random, is not).
-      {"partitioner", "murmur2_random"},
+      // Java-compatible key placement by default (output.partitioner): librdkafka's own
+      // default, consistent_random, places keys differently from Java clients.
+      {"partitioner", spec.output.partitioner},
   };
   auto producer_conf =
       kafka::makeConf({&producer_props, &options.properties, &options.producer_properties});
@@ -90,8 +105,12 @@ std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
       {"enable.partition.eof", "true"},  // tells the lag gauge where the end is when idle
       // librdkafka 2.0.2's cooperative-sticky has known bugs: stay with eager assignors.
       {"partition.assignment.strategy", "range,roundrobin"},
-      // With the default (100000) 2.0.2 stops prefetching and re-checks only once a second.
+      // Prefetch per assigned partition (each has its own queue, see assign()): librdkafka
+      // stops fetching a partition once its queue holds this many kilobytes. With a message
+      // count bound instead (queued.min.messages, default 100000), 2.0.2 re-checks a full
+      // partition only about once a second, which stalls fast pipelines.
       {"queued.min.messages", "1000000"},
+      {"queued.max.messages.kbytes", "8192"},
   };
   auto consumer_conf =
       kafka::makeConf({&consumer_props, &options.properties, &options.consumer_properties});
@@ -141,6 +160,10 @@ Worker::Worker(boost::asio::io_context& io, const config::PipelineSpec& spec,
 Worker::~Worker() {
   if (consumer_wakeup_) consumer_wakeup_->stop();
   if (producer_wakeup_) producer_wakeup_->stop();
+  for (auto& [partition, state] : partitions_) {
+    state->wakeup.reset();
+    state->queue.reset();
+  }
   if (consumer_ && !closed_) rd_kafka_consumer_close(consumer_.get());
   for (auto& [partition, state] : partitions_) {
     metrics_.lag_messages.Remove(&state->lag);
@@ -179,11 +202,9 @@ void Worker::start() {
 // ---- consuming ----
 
 void Worker::onConsumerReady() {
-  // The consumer queue is served even while blocked or stopping: it also carries rebalance
-  // events, and librdkafka leaves the group when it is not polled for max.poll.interval.ms.
-  // While blocked the partitions are paused, so little or nothing arrives; what does arrive
-  // queues behind the blocked messages in order. While stopping, messages are dropped
-  // uncommitted (process()).
+  // The consumer queue carries rebalance events and consumer errors (messages arrive on the
+  // partition queues, see onPartitionReady). It is served even while blocked or stopping:
+  // librdkafka leaves the group when it is not polled for max.poll.interval.ms.
   if (closed_) return;
   rd_kafka_message_t* batch[kConsumeBatch];
   const auto deadline = std::chrono::steady_clock::now() + kTurnBudget;
@@ -198,6 +219,37 @@ void Worker::onConsumerReady() {
     if (static_cast<size_t>(n) < kConsumeBatch) return;
   }
   consumer_wakeup_->notify();  // more waiting: continue after other handlers had a turn
+}
+
+// Reads one partition's queue: at most max_pending messages held for it, at most one turn
+// budget at a time. A partition at its bound is not read until half of its pending messages
+// are done (updatePause); meanwhile librdkafka stops fetching it once its prefetch queue is
+// full. rd_kafka_pause_partitions is not used for this: in 2.0.2 a pause drops the prefetched
+// messages (rdkafka_partition.c, rd_kafka_q_purge_toppar_version) and a resume fetches them
+// again, which cut throughput from 97k to 11k msg/s in tests/bench/ordering_bench.py.
+void Worker::onPartitionReady(PartitionState& state) {
+  if (closed_ || state.paused || !state.queue) return;
+  rd_kafka_message_t* batch[kConsumeBatch];
+  const int32_t partition = state.partition;
+  const uint64_t generation = state.generation;
+  const auto deadline = std::chrono::steady_clock::now() + kTurnBudget;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const size_t pending = state.scheduler.pending();
+    const size_t room = pending < spec_.max_pending ? spec_.max_pending - pending : 1;
+    const size_t want = std::min(kConsumeBatch, room);
+    ssize_t n = rd_kafka_consume_batch_queue(state.queue.get(), 0, batch, want);
+    if (n < 0) {
+      logRateLimited("consume failed", rd_kafka_err2str(rd_kafka_last_error()));
+      return;
+    }
+    for (ssize_t i = 0; i < n; ++i) process(batch[i]);
+    storeOffsets();
+    // process() never revokes, but stay safe: the state must still be this assignment's.
+    auto it = partitions_.find(partition);
+    if (it == partitions_.end() || it->second->generation != generation) return;
+    if (static_cast<size_t>(n) < want || state.paused) return;
+  }
+  state.wakeup->notify();  // more waiting: continue after other handlers had a turn
 }
 
 void Worker::process(rd_kafka_message_t* message) {
@@ -217,38 +269,59 @@ void Worker::process(rd_kafka_message_t* message) {
     rd_kafka_message_destroy(message);
     return;
   }
+  PartitionState& state = *it->second;
   InFlight* f = acquire();
   f->consumed = message;
-  f->generation = it->second->generation;
-  f->attempts = 0;
+  f->generation = state.generation;
   router_->route(static_cast<const char*>(message->payload), message->len, f->decision);
-  it->second->tracker.begin(message->offset);
+  state.tracker.begin(message->offset);
   ++inflight_;
   stats_.inflight.Increment();
   if (f->decision.route == Route::Drop) {
     complete(f);
     return;
   }
+  // A message without a key failed before the key stage: an error record that need not wait
+  // for anything. Every other one waits for its turn (key, partition or a free slot).
+  if (f->decision.has_key || spec_.ordering != config::Ordering::Key) {
+    f->scheduled = true;
+    const bool start_now = state.scheduler.submit(f, f->decision.key_hash);
+    updatePause(state);
+    if (!start_now) return;
+  }
+  start(f);
+}
+
+// Its turn has come: write it, or queue it (in order) when the producer queue is full.
+void Worker::start(InFlight* f) {
   if (!blocked_.empty() || !produce(f)) block(f);
 }
 
 // The producer queue is full: keep `f` (in order) and pause fetching until it drains.
 void Worker::block(InFlight* f) {
   blocked_.push_back(f);
-  setPaused(true);
+  if (blocked_.size() == 1) {
+    for (auto& [partition, state] : partitions_) updatePause(*state);
+  }
 }
 
-void Worker::setPaused(bool paused) {
-  if (paused == paused_ || closed_) return;
-  rd_kafka_topic_partition_list_t* assignment = nullptr;
-  if (rd_kafka_assignment(consumer_.get(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
-  kafka::PartitionListPtr list(assignment);
-  if (paused) {
-    rd_kafka_pause_partitions(consumer_.get(), assignment);
+// A partition is paused (not read) while its pending messages are over max_pending (until
+// half of them are done) or while the producer queue is full. What kpipe holds is bounded by
+// max_pending per partition; what librdkafka prefetches by queued.max.messages.kbytes.
+void Worker::updatePause(PartitionState& state) {
+  if (closed_) return;
+  const size_t pending = state.scheduler.pending();
+  state.over_bound =
+      state.over_bound ? pending > spec_.max_pending / 2 : pending >= spec_.max_pending;
+  const bool pause = state.over_bound || !blocked_.empty();
+  if (pause == state.paused) return;
+  state.paused = pause;
+  if (pause) {
+    stats_.paused.Increment();
   } else {
-    rd_kafka_resume_partitions(consumer_.get(), assignment);
+    stats_.paused.Decrement();
+    if (state.wakeup) state.wakeup->notify();
   }
-  paused_ = paused;
 }
 
 // ---- producing ----
@@ -310,6 +383,7 @@ void Worker::onDeliveryReport(rd_kafka_t*, const rd_kafka_message_t* message, vo
 
 void Worker::onProducerReady() {
   rd_kafka_poll(producer_.get(), 0);  // serves delivery reports → delivered()
+  const bool was_blocked = !blocked_.empty();
   while (!blocked_.empty()) {
     InFlight* f = blocked_.front();
     if (ownPartition(f) == nullptr) {
@@ -321,9 +395,8 @@ void Worker::onProducerReady() {
     blocked_.pop_front();
   }
   storeOffsets();
-  if (blocked_.empty()) {
-    setPaused(false);
-    consumer_wakeup_->notify();
+  if (blocked_.empty() && was_blocked) {
+    for (auto& [partition, state] : partitions_) updatePause(*state);
   }
   maybeFinishStop();
 }
@@ -350,7 +423,7 @@ void Worker::delivered(InFlight* f, rd_kafka_resp_err_t err) {
     } else {
       f->omit_value = true;
     }
-    if (!blocked_.empty() || !produce(f)) block(f);
+    start(f);
     return;
   }
   if (err == RD_KAFKA_RESP_ERR__FATAL && fatal_error_.empty()) {
@@ -382,7 +455,7 @@ void Worker::retryLater(InFlight* f) {
   static thread_local std::mt19937 rng{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(1.0 - retry.jitter, 1.0 + retry.jitter);
   delay *= jitter(rng);
-  ++f->attempts;
+  if (f->attempts++ == 0) stats_.blocked_keys.Increment();
   f->retry_timer = std::make_shared<boost::asio::steady_timer>(
       io_, std::chrono::milliseconds(static_cast<int64_t>(delay)));
   f->retry_timer->async_wait([this, f, timer = f->retry_timer, alive = std::weak_ptr<char>(alive_)](
@@ -393,7 +466,7 @@ void Worker::retryLater(InFlight* f) {
       discard(f);
       return;
     }
-    if (!blocked_.empty() || !produce(f)) block(f);
+    start(f);
   });
 }
 
@@ -410,11 +483,33 @@ void Worker::complete(InFlight* f) {
       stats_.duplicate.Increment();
       break;
   }
-  if (PartitionState* state = ownPartition(f);
-      state != nullptr && state->tracker.complete(f->consumed->offset)) {
+  PartitionState* state = ownPartition(f);
+  if (state != nullptr && state->tracker.complete(f->consumed->offset)) {
     dirty_partitions_.push_back(f->consumed->partition);
   }
+  const bool scheduled = f->scheduled;
+  const uint64_t key = f->decision.key_hash;
   recycle(f);
+  if (state != nullptr && scheduled) startNext(*state, key);
+}
+
+// A scheduled message of `key` is done: start what was waiting for it (or for its slot).
+// Re-entrant: a start can fail at once and complete another message, which lands here again;
+// each call starts only what it appended to started_.
+void Worker::startNext(PartitionState& state, uint64_t key) {
+  const size_t first = started_.size();
+  state.scheduler.finish(key, started_);
+  for (size_t i = first; i < started_.size(); ++i) start(started_[i]);
+  started_.resize(first);
+  updatePause(state);
+}
+
+// Messages still waiting for their turn in `state`: dropped uncommitted (stop, revoke); the
+// commit position stays below them, so they are read again (by this member or the next owner).
+void Worker::discardWaiting(PartitionState& state) {
+  std::vector<InFlight*> waiting;
+  state.scheduler.takeWaiting(waiting);
+  for (InFlight* f : waiting) discard(f);
 }
 
 // The state of f's partition while it is still assigned in the generation f was read in;
@@ -465,18 +560,31 @@ void Worker::onRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
 
 void Worker::assign(rd_kafka_topic_partition_list_t* partitions) {
   std::string names;
+  std::vector<PartitionState*> added;
   for (int i = 0; i < partitions->cnt; ++i) {
     int32_t p = partitions->elems[i].partition;
-    partitions_[p] =
-        std::make_unique<PartitionState>(metrics_, spec_.name, spec_.input.topic, p, ++generation_);
+    auto state = std::make_unique<PartitionState>(metrics_, spec_, p, ++generation_);
+    // Split the partition off the consumer queue (before the assign, which would forward it
+    // there): it gets its own queue and wake-up, read or left alone on its own.
+    state->queue.reset(rd_kafka_queue_get_partition(consumer_.get(), spec_.input.topic.c_str(), p));
+    if (state->queue) {
+      rd_kafka_queue_forward(state->queue.get(), nullptr);
+      PartitionState* raw = state.get();
+      state->wakeup = std::make_unique<kafka::QueueWakeup>(
+          io_, state->queue.get(), [this, raw] { onPartitionReady(*raw); });
+    }
+    added.push_back(state.get());
+    partitions_[p] = std::move(state);
     names += (names.empty() ? "" : ",") + std::to_string(p);
   }
   stats_.assigned.Set(static_cast<double>(partitions_.size()));
   log::info("partitions assigned",
             {{"pipeline", spec_.name}, {"topic", spec_.input.topic}, {"partitions", names}});
   rd_kafka_assign(consumer_.get(), partitions);
-  paused_ = false;
-  if (!blocked_.empty()) setPaused(true);
+  for (PartitionState* state : added) {
+    if (state->wakeup) state->wakeup->start();
+    updatePause(*state);
+  }
 }
 
 void Worker::revoke(rd_kafka_topic_partition_list_t* partitions, bool lost) {
@@ -486,12 +594,17 @@ void Worker::revoke(rd_kafka_topic_partition_list_t* partitions, bool lost) {
   } else {
     for (const auto& [p, state] : partitions_) revoked.insert(p);
   }
-  // Finish what is in flight so that it is committed by us, not redone by the next owner.
-  // Documented blocking point: up to revoke_timeout on the io_context thread. After a lost
-  // assignment the group has moved on: nothing more is stored.
+  // Finish what is in flight so that it is committed by us, not redone by the next owner;
+  // messages waiting for their key start as their predecessors are acknowledged (inside the
+  // flush's delivery reports). Documented blocking point: up to revoke_timeout on the
+  // io_context thread. After a lost assignment the group has moved on: nothing more is stored.
   if (!lost) {
-    rd_kafka_flush(producer_.get(), static_cast<int>(options_.revoke_timeout.count()));
+    rd_kafka_flush(producer_.get(), static_cast<int>(spec_.revoke_timeout.count()));
     storeOffsets();
+  }
+  // What still waits is left to the next owner, which reads it again.
+  for (int32_t p : revoked) {
+    if (auto it = partitions_.find(p); it != partitions_.end()) discardWaiting(*it->second);
   }
   // What is still in flight now belongs to an old generation and will commit nothing. Its
   // dedup reservations are given back now, before these partitions can come back to this
@@ -513,6 +626,7 @@ void Worker::revoke(rd_kafka_topic_partition_list_t* partitions, bool lost) {
   std::string names;
   for (int32_t p : revoked) {
     if (auto it = partitions_.find(p); it != partitions_.end()) {
+      if (it->second->paused) stats_.paused.Decrement();
       metrics_.lag_messages.Remove(&it->second->lag);
       metrics_.committed_offset.Remove(&it->second->committed);
       partitions_.erase(it);
@@ -526,7 +640,6 @@ void Worker::revoke(rd_kafka_topic_partition_list_t* partitions, bool lost) {
   // releases here (rdkafka_assignment.c, "unassigned partitions"): no synchronous commit
   // that could hold the io thread for a session timeout when the coordinator is away.
   rd_kafka_assign(consumer_.get(), nullptr);
-  paused_ = false;
 }
 
 // ---- lag ----
@@ -549,6 +662,9 @@ void Worker::updateLag() {
   stats_.consumer_queue.Set(static_cast<double>(rd_kafka_queue_length(consumer_queue_.get())));
   stats_.producer_queue.Set(static_cast<double>(rd_kafka_outq_len(producer_.get())));
   stats_.blocked_queue.Set(static_cast<double>(blocked_.size()));
+  size_t waiting = 0;
+  for (auto& [partition, state] : partitions_) waiting += state->scheduler.waiting();
+  stats_.waiting_queue.Set(static_cast<double>(waiting));
   for (auto& [partition, state] : partitions_) {
     int64_t low = 0;
     int64_t high = 0;
@@ -613,8 +729,13 @@ void Worker::finishStop() {
   stop_deadline_.cancel();
   lag_timer_.cancel();
   storeOffsets();
-  // Leaves the group: the rebalance callback (revoke) runs inside and commits synchronously.
-  // Documented blocking point.
+  // Leaves the group: the rebalance callback (revoke) runs inside and librdkafka commits the
+  // stored offsets. Documented blocking point. Partition queues must be gone before the close
+  // (rdkafka.h, rd_kafka_queue_get_partition).
+  for (auto& [partition, state] : partitions_) {
+    state->wakeup.reset();
+    state->queue.reset();
+  }
   consumer_wakeup_->stop();
   rd_kafka_consumer_close(consumer_.get());
   producer_wakeup_->stop();
@@ -638,6 +759,9 @@ void Worker::recycle(InFlight* f) {
   rd_kafka_message_destroy(f->consumed);
   f->consumed = nullptr;
   f->omit_value = false;
+  f->scheduled = false;
+  if (f->attempts > 0) stats_.blocked_keys.Decrement();
+  f->attempts = 0;
   free_.push_back(f);
   --inflight_;
   stats_.inflight.Decrement();

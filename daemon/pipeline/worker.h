@@ -21,6 +21,7 @@
 #include "daemon/kafka/queue_wakeup.h"
 #include "daemon/observe/metrics.h"
 #include "daemon/pipeline/commit_tracker.h"
+#include "daemon/pipeline/key_scheduler.h"
 #include "daemon/pipeline/router.h"
 
 #include <boost/asio/io_context.hpp>
@@ -41,7 +42,6 @@ struct WorkerOptions {
   kafka::Properties properties;           // kafka.properties: both clients
   kafka::Properties consumer_properties;  // kafka.consumer_properties, applied after
   kafka::Properties producer_properties;  // kafka.producer_properties, applied after
-  std::chrono::milliseconds revoke_timeout = std::chrono::seconds(10);
   std::chrono::milliseconds drain_timeout = std::chrono::seconds(30);
 };
 
@@ -76,8 +76,13 @@ class Worker {
                           rd_kafka_topic_partition_list_t* partitions, void* opaque);
 
   void onConsumerReady();
+  void onPartitionReady(PartitionState& state);
   void onProducerReady();
   void process(rd_kafka_message_t* message);
+  void start(InFlight* f);
+  void startNext(PartitionState& state, uint64_t key);
+  void discardWaiting(PartitionState& state);
+  void updatePause(PartitionState& state);
   // Returns false when the producer queue is full (the message waits in blocked_).
   bool produce(InFlight* f);
   void delivered(InFlight* f, rd_kafka_resp_err_t err);
@@ -89,7 +94,6 @@ class Worker {
   // `partitions` null: all of them.
   void revoke(rd_kafka_topic_partition_list_t* partitions, bool lost);
   void block(InFlight* f);
-  void setPaused(bool paused);
   void storeOffsets();
   void updateLag();
   void logProgress();
@@ -126,14 +130,14 @@ class Worker {
   std::deque<InFlight*> blocked_;  // routed, waiting for room in the producer queue (in order)
   std::vector<std::unique_ptr<InFlight>> pool_;
   std::vector<InFlight*> free_;
+  std::vector<InFlight*> started_;  // scratch of startNext()
   uint64_t generation_ = 0;
   size_t inflight_ = 0;
 
   boost::asio::steady_timer lag_timer_;
   boost::asio::steady_timer stop_deadline_;
   bool stopping_ = false;
-  bool paused_ = false;
-  std::string fatal_error_;  // fetching paused while blocked_ holds messages
+  std::string fatal_error_;  // set once the producer failed fatally
   bool closed_ = false;
   std::function<void()> on_stopped_;
   std::chrono::steady_clock::time_point last_warning_{};

@@ -68,7 +68,7 @@ class EndToEndTest(unittest.TestCase):
             # every queue a message can wait in is a metric; all empty once the work is done
             queues = {dict(labels)["queue"]: v for (name, labels), v in kpipe.metrics().items()
                       if name == "kpipe_queue_depth"}
-            self.assertEqual(set(queues), {"consumer", "blocked", "producer"})
+            self.assertEqual(set(queues), {"consumer", "waiting", "blocked", "producer"})
             h.wait_for(lambda: kpipe.metric_sum("kpipe_queue_depth") == 0, 10, "queues empty")
         finally:
             code = kpipe.stop()

@@ -220,6 +220,11 @@ TEST_F(LoaderTest, AppliesDefaults) {
   EXPECT_EQ(p.errors.retry.multiplier, 2.0);
   EXPECT_EQ(p.errors.retry.jitter, 0.2);
   EXPECT_EQ(p.max_message_bytes, 1000000u);
+  EXPECT_EQ(p.ordering, Ordering::Key);
+  EXPECT_EQ(p.concurrency, 64u);
+  EXPECT_EQ(p.max_pending, 2048u);
+  EXPECT_EQ(p.revoke_timeout, 10s);
+  EXPECT_EQ(p.output.partitioner, "murmur2_random");
 }
 
 TEST_F(LoaderTest, EmptySectionsAndPrivateDedupStoreAreFine) {
@@ -462,6 +467,80 @@ errors:
                           "range (must be at least 1)",
                           "@/pipelines/p.yaml:6:50: errors.retry.jitter: \"1.5\" is out of range "
                           "(must be between 0 and 1)"));
+}
+
+TEST_F(LoaderTest, ReadsOrderingConcurrencyAndPartitioner) {
+  write("kpipe.yaml", "");
+  write("pipelines/p.yaml", R"(
+name: a
+input: {topic: t, group: g}
+key: /k
+ordering: none
+concurrency: 8
+max_pending: 100
+revoke_timeout: 2s
+output: {topic: o, partitioner: consistent_random}
+)");
+  LoadResult result = load();
+  ASSERT_TRUE(result.ok()) << ::testing::PrintToString(errors(result));
+  const PipelineSpec& p = result.config->pipelines.at(0);
+  EXPECT_EQ(p.ordering, Ordering::None);
+  EXPECT_EQ(p.concurrency, 8u);
+  EXPECT_EQ(p.max_pending, 100u);
+  EXPECT_EQ(p.revoke_timeout, 2s);
+  EXPECT_EQ(p.output.partitioner, "consistent_random");
+}
+
+TEST_F(LoaderTest, OrderingPartitionRunsOneAtATime) {
+  write("kpipe.yaml", "");
+  write("pipelines/p.yaml", R"(
+name: a
+input: {topic: t, group: g}
+key: /k
+ordering: partition
+output: {topic: o}
+)");
+  LoadResult result = load();
+  ASSERT_TRUE(result.ok()) << ::testing::PrintToString(errors(result));
+  EXPECT_EQ(result.config->pipelines.at(0).concurrency, 1u);
+}
+
+TEST_F(LoaderTest, OrderingRules) {
+  EXPECT_THAT(pipelineErrors(R"(
+name: a
+input: {topic: t, group: g}
+key: /k
+ordering: partition
+concurrency: 4
+output: {topic: o, partitioner: murmur}
+)"),
+              ElementsAre("@/pipelines/p.yaml:5:14: concurrency: ordering: partition runs one "
+                          "message at a time per partition; use ordering: key for concurrency 4",
+                          "@/pipelines/p.yaml:6:33: output.partitioner: \"murmur\" is not one of "
+                          "murmur2_random, murmur2, consistent_random, consistent, fnv1a_random, "
+                          "fnv1a, random (did you mean \"murmur2\"?)"));
+  EXPECT_THAT(pipelineErrors(R"(
+name: a
+input: {topic: t, group: g}
+key: /k
+ordering: keys
+concurrency: 0
+output: {topic: o}
+)"),
+              ElementsAre("@/pipelines/p.yaml:4:11: ordering: \"keys\" is not one of key, "
+                          "partition, none (did you mean \"key\"?)",
+                          "@/pipelines/p.yaml:5:14: concurrency: \"0\" is out of range (must be "
+                          "between 1 and 100000)"));
+  EXPECT_THAT(pipelineErrors(R"(
+name: a
+input: {topic: t, group: g}
+key: /k
+concurrency: 100
+max_pending: 10
+output: {topic: o}
+)"),
+              ElementsAre("@/pipelines/p.yaml:5:14: max_pending: max_pending (10) must be at "
+                          "least concurrency (100)"));
 }
 
 TEST_F(LoaderTest, RetryInitialMustNotExceedMax) {
@@ -732,7 +811,7 @@ max_message_bytes: 0
                           "error",
                           "@/pipelines/a.yaml:2:8: input.group: missing required key \"group\"",
                           "@/pipelines/a.yaml:4:20: output.partition: unknown key \"partition\" "
-                          "(expected one of: topic, key, http)",
+                          "(did you mean \"partitioner\"?)",
                           "@/pipelines/b.yaml:5:17: errors.topic: must not be empty",
                           "@/pipelines/b.yaml:6:20: max_message_bytes: \"0\" is too small (must be "
                           "at least 1 byte)"));
