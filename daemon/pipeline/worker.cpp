@@ -165,9 +165,14 @@ Worker::~Worker() {
     state->queue.reset();
   }
   if (consumer_ && !closed_) rd_kafka_consumer_close(consumer_.get());
+  partition_watch_.reset();  // joins its thread, which uses the producer
   for (auto& [partition, state] : partitions_) {
     metrics_.lag_messages.Remove(&state->lag);
     metrics_.committed_offset.Remove(&state->committed);
+  }
+  for (auto& [topic, gauge] : topic_partitions_) metrics_.topic_partitions.Remove(gauge);
+  for (auto& [topic, counter] : partition_count_changes_) {
+    metrics_.partition_count_changes.Remove(counter);
   }
   // Undelivered messages still reference consumed payloads: purge them before anything dies.
   if (producer_) {
@@ -197,6 +202,43 @@ void Worker::start() {
   consumer_wakeup_->start();
   producer_wakeup_->start();
   scheduleLagUpdate();
+  for (const std::string& topic : {spec_.input.topic, spec_.output.topic}) {
+    std::map<std::string, std::string> labels{{"pipeline", spec_.name}, {"topic", topic}};
+    partition_count_changes_[topic] = &metrics_.partition_count_changes.Add(labels);
+  }
+  partition_watch_ = std::make_unique<kafka::PartitionWatch>(
+      io_, producer_.get(), std::vector<std::string>{spec_.input.topic, spec_.output.topic},
+      options_.partition_watch_interval,
+      [this](const std::vector<kafka::PartitionCountReading>& readings) {
+        onPartitionCounts(readings);
+      });
+}
+
+// DESIGN.md §1.2: more partitions send a key's later messages to another partition than its
+// earlier ones (input: another consumer may process them first; output: readers see them
+// out of order). kpipe cannot repair that; it says so, loudly, once per change.
+void Worker::onPartitionCounts(const std::vector<kafka::PartitionCountReading>& readings) {
+  for (const auto& reading : readings) {
+    if (reading.partitions < 0) {
+      logRateLimited("cannot read partition count", reading.topic + ": " + reading.error);
+      continue;
+    }
+    auto [gauge, inserted] = topic_partitions_.emplace(reading.topic, nullptr);
+    if (inserted) {
+      gauge->second =
+          &metrics_.topic_partitions.Add({{"pipeline", spec_.name}, {"topic", reading.topic}});
+    }
+    gauge->second->Set(reading.partitions);
+    if (auto previous = partition_counts_.observe(reading.topic, reading.partitions)) {
+      partition_count_changes_.at(reading.topic)->Increment();
+      log::warn("partition count changed: key order across the change is broken",
+                {{"pipeline", spec_.name},
+                 {"topic", reading.topic},
+                 {"role", reading.topic == spec_.input.topic ? "input" : "output"},
+                 {"from", static_cast<int64_t>(*previous)},
+                 {"to", static_cast<int64_t>(reading.partitions)}});
+    }
+  }
 }
 
 // ---- consuming ----

@@ -18,6 +18,7 @@
 #include "daemon/config/spec.h"
 #include "daemon/dedup/store.h"
 #include "daemon/kafka/handle.h"
+#include "daemon/kafka/partition_watch.h"
 #include "daemon/kafka/queue_wakeup.h"
 #include "daemon/observe/metrics.h"
 #include "daemon/pipeline/commit_tracker.h"
@@ -43,6 +44,8 @@ struct WorkerOptions {
   kafka::Properties consumer_properties;  // kafka.consumer_properties, applied after
   kafka::Properties producer_properties;  // kafka.producer_properties, applied after
   std::chrono::milliseconds drain_timeout = std::chrono::seconds(30);
+  // How often the partition counts of the input and output topics are read from the cluster.
+  std::chrono::milliseconds partition_watch_interval = std::chrono::seconds(30);
 };
 
 class Worker {
@@ -103,6 +106,7 @@ class Worker {
   InFlight* acquire();
   void recycle(InFlight* f);
   void logRateLimited(const char* what, const std::string& detail);
+  void onPartitionCounts(const std::vector<kafka::PartitionCountReading>& readings);
 
   boost::asio::io_context& io_;
   config::PipelineSpec spec_;
@@ -124,6 +128,10 @@ class Worker {
   kafka::QueuePtr producer_queue_;
   std::unique_ptr<kafka::QueueWakeup> consumer_wakeup_;
   std::unique_ptr<kafka::QueueWakeup> producer_wakeup_;
+  std::unique_ptr<kafka::PartitionWatch> partition_watch_;  // uses producer_
+  kafka::PartitionCounts partition_counts_;
+  std::map<std::string, prometheus::Gauge*> topic_partitions_;
+  std::map<std::string, prometheus::Counter*> partition_count_changes_;
 
   std::unordered_map<int32_t, std::unique_ptr<PartitionState>> partitions_;
   std::vector<int32_t> dirty_partitions_;

@@ -70,6 +70,14 @@ class EndToEndTest(unittest.TestCase):
                       if name == "kpipe_queue_depth"}
             self.assertEqual(set(queues), {"consumer", "waiting", "blocked", "producer"})
             h.wait_for(lambda: kpipe.metric_sum("kpipe_queue_depth") == 0, 10, "queues empty")
+            # partition counts of input and output, read from the cluster's metadata
+            self.assertEqual(kpipe.metric_sum("kpipe_topic_partitions", topic="user-events"),
+                             PARTITIONS)
+            self.assertEqual(kpipe.metric_sum("kpipe_topic_partitions", topic="users"),
+                             PARTITIONS)
+            self.assertEqual(kpipe.metric_sum("kpipe_partition_count_changes_total"), 0)
+            self.assertEqual(kpipe.metric_sum("kpipe_paused_partitions"), 0)
+            self.assertEqual(kpipe.metric_sum("kpipe_blocked_keys"), 0)
         finally:
             code = kpipe.stop()
         self.assertEqual(code, 0, kpipe.log_text())

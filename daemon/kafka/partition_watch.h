@@ -1,0 +1,75 @@
+#pragma once
+// Watches the partition counts of a pipeline's topics (DESIGN.md §1.2: adding partitions to a
+// topic moves keys to other partitions, so key order across the change is broken).
+//
+// rd_kafka_metadata is a blocking broker round trip, so a background thread asks the cluster
+// every `interval` and posts each round of readings to the io_context. PartitionCounts, the
+// "did it change?" part, is separate and pure.
+//
+// Lifecycle: construct (the thread starts at once), destroy to stop: the destructor joins the
+// thread (at most one metadata timeout) and readings not yet delivered are dropped. `client`
+// must outlive the watch.
+
+#include "daemon/kafka/handle.h"
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kpipe::kafka {
+
+struct PartitionCountReading {
+  std::string topic;
+  int partitions = -1;  // -1 when it could not be read; `error` says why
+  std::string error;
+};
+
+class PartitionWatch {
+ public:
+  using Callback = std::function<void(const std::vector<PartitionCountReading>&)>;
+
+  PartitionWatch(boost::asio::io_context& io, rd_kafka_t* client, std::vector<std::string> topics,
+                 std::chrono::milliseconds interval, Callback on_readings);
+  ~PartitionWatch();
+  PartitionWatch(const PartitionWatch&) = delete;
+  PartitionWatch& operator=(const PartitionWatch&) = delete;
+
+  // One round of readings now, blocking (for `kpipe check`-like callers and tests).
+  std::vector<PartitionCountReading> readNow();
+
+ private:
+  void run();
+
+  boost::asio::io_context& io_;
+  rd_kafka_t* client_;
+  std::vector<std::pair<std::string, TopicPtr>> topics_;
+  std::chrono::milliseconds interval_;
+  Callback on_readings_;
+  std::shared_ptr<char> alive_ = std::make_shared<char>();  // posted readings check it
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;  // last: started after everything it uses
+};
+
+// The last partition count seen per topic.
+class PartitionCounts {
+ public:
+  // Records `partitions` for `topic`; returns the previous count when it differs from it
+  // (the first reading of a topic is not a change).
+  std::optional<int> observe(const std::string& topic, int partitions);
+
+ private:
+  std::map<std::string, int> counts_;
+};
+
+}  // namespace kpipe::kafka
