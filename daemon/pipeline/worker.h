@@ -4,14 +4,16 @@
 // of every earlier message of its partition are acknowledged (at-least-once).
 //
 // Data flow (see README.md in this directory):
-//   consumer queue ──wakeup──► route (router.h) ──► produce (no copy: the consumed message is
-//   kept until its delivery report) ──dr──► confirm dedup, CommitTracker::complete ──► offset
-//   store ──► librdkafka auto-commit (every second), synchronous commit on revoke and stop.
+//   partition queue ──wakeup──► route (router.h) ──► KeyScheduler (its key's turn) ──► produce
+//   (no copy: the consumed message is kept until its delivery report) ──dr──► confirm dedup,
+//   CommitTracker::complete, start the key's next message ──► offset store ──► librdkafka
+//   auto-commit (every second, and of released partitions on revoke and close).
 //
 // Threading: everything runs on the io_context thread given at construction, woken by
-// librdkafka through QueueWakeup; nothing polls. Two documented blocking points: a revoke
-// flushes the producer (up to revoke_timeout) so that finished work is committed before the
-// partitions move, and stop() closes the consumer (leave group) once in-flight work is done.
+// librdkafka through QueueWakeup; nothing polls (the partition-count watch has its own
+// thread). Two documented blocking points: a revoke flushes the producer (up to
+// revoke_timeout) so that finished work is committed before the partitions move, and stop()
+// closes the consumer (leave group) once in-flight work is done.
 //
 // Lifecycle: create() → start() → stop(done) → destroy after done ran.
 
