@@ -78,6 +78,12 @@ class Broker:
             self.log.seek(0)
             print(f"kpipe broker died ({self.proc.returncode}):\n{self.log.read()[-6000:]}",
                   file=sys.stderr)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe and not pipe.closed:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
 
 
 class ConfigDir:
@@ -170,11 +176,35 @@ class Kpipe:
         finally:
             self.log.close()
 
-    def log_text(self):
+    def kill(self):
+        """SIGKILL (a crash: no drain, no commit, no leaving the group) and wait; returns the
+        exit code (-9)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        try:
+            return self.proc.wait(30)
+        finally:
+            self.log.close()
+
+    def log_text(self, tail=8000):
+        """The end of the log (`tail` characters; None for all of it)."""
         if not self.log.closed:
             self.log.flush()
         with open(self.log_path) as f:
-            return f.read()[-8000:]
+            text = f.read()
+        return text if tail is None else text[-tail:]
+
+    def log_records(self, msg=None):
+        """The JSON log lines (log.format json), optionally only those whose msg is `msg`."""
+        records = []
+        for line in self.log_text(tail=None).splitlines():
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(r, dict) and (msg is None or r.get("msg") == msg):
+                records.append(r)
+        return records
 
 
 def kcat_produce(bootstrap, topic, lines):
