@@ -159,7 +159,8 @@ class KeyScheduler {
 
   Item popHead(KeyState& k) {
     const uint32_t n = k.head;
-    Item item = nodes_[n].item;
+    Item item = std::move(nodes_[n].item);
+    nodes_[n].item = Item{};  // a free slot holds nothing
     k.head = nodes_[n].next;
     if (k.head == kNone) k.tail = kNone;
     nodes_[n].next = free_;
