@@ -2,7 +2,6 @@
 
 #include "daemon/config/reader.h"
 
-
 #include <algorithm>
 #include <limits>
 #include <map>
@@ -285,10 +284,10 @@ void readRetry(ObjectReader& r, RetrySpec& retry) {
 // ordering, concurrency, max_pending, revoke_timeout: how one partition's messages run.
 void readOrdering(ObjectReader& r, PipelineSpec& p) {
   const size_t errors_before = r.context().diagnostics().count();
-  r.scalar("ordering", p.ordering,
-           detail::oneOf<Ordering>({{"key", Ordering::Key},
-                                    {"partition", Ordering::Partition},
-                                    {"none", Ordering::None}}));
+  r.scalar(
+      "ordering", p.ordering,
+      detail::oneOf<Ordering>(
+          {{"key", Ordering::Key}, {"partition", Ordering::Partition}, {"none", Ordering::None}}));
   bool concurrency_given =
       r.scalar("concurrency", p.concurrency, detail::integerIn<uint32_t>(1, 100'000));
   bool max_pending_given =
@@ -297,9 +296,10 @@ void readOrdering(ObjectReader& r, PipelineSpec& p) {
   if (r.context().diagnostics().count() != errors_before) return;
   if (p.ordering == Ordering::Partition) {
     if (concurrency_given && p.concurrency != 1) {
-      r.error("concurrency", "ordering: partition runs one message at a time per partition; "
-                             "use ordering: key for concurrency " +
-                                 std::to_string(p.concurrency));
+      r.error("concurrency",
+              "ordering: partition runs one message at a time per partition; "
+              "use ordering: key for concurrency " +
+                  std::to_string(p.concurrency));
       return;
     }
     p.concurrency = 1;

@@ -30,8 +30,7 @@ PartitionWatch::~PartitionWatch() {
 
 std::vector<PartitionCountReading> PartitionWatch::readNow() {
   // Bounded so that a stop waits at most this long for a broker that does not answer.
-  const int timeout_ms =
-      static_cast<int>(std::clamp<int64_t>(interval_.count(), 100, 5000));
+  const int timeout_ms = static_cast<int>(std::clamp<int64_t>(interval_.count(), 100, 5000));
   std::vector<PartitionCountReading> readings;
   for (const auto& [name, handle] : topics_) {
     PartitionCountReading reading{name, -1, {}};
@@ -64,10 +63,10 @@ void PartitionWatch::run() {
   while (!stopping_) {
     lock.unlock();
     auto readings = readNow();
-    boost::asio::post(io_, [this, readings = std::move(readings),
-                            alive = std::weak_ptr<char>(alive_)] {
-      if (!alive.expired()) on_readings_(readings);
-    });
+    boost::asio::post(io_,
+                      [this, readings = std::move(readings), alive = std::weak_ptr<char>(alive_)] {
+                        if (!alive.expired()) on_readings_(readings);
+                      });
     lock.lock();
     wake_.wait_for(lock, interval_, [this] { return stopping_; });
   }

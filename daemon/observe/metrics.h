@@ -38,7 +38,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& topic_partitions;  // kpipe_topic_partitions
   prometheus::Family<prometheus::Counter>& partition_count_changes;
   // ^ kpipe_partition_count_changes_total
-  prometheus::Family<prometheus::Gauge>& build_info;        // kpipe_build_info
+  prometheus::Family<prometheus::Gauge>& build_info;  // kpipe_build_info
 };
 
 // Counters of one pipeline, labels bound once.

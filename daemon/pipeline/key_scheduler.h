@@ -37,7 +37,7 @@ class KeyScheduler {
   KeyScheduler(config::Ordering ordering, size_t concurrency)
       : ordering_(ordering),
         concurrency_(ordering == config::Ordering::Partition || concurrency == 0 ? 1
-                                                                                : concurrency) {}
+                                                                                 : concurrency) {}
 
   // Adds the partition's next message. True: it starts now (the caller runs it and calls
   // finish() later); false: it waits and comes back from a later finish().

@@ -47,8 +47,8 @@ struct Decision {
   // error record that need not wait for anything.
   uint64_t key_hash = 0;
   bool has_key = false;
-  std::string id;          // the message id when dedup is on and it was read
-  bool reserved = false;   // a dedup reservation was taken: confirm after the ack
+  std::string id;         // the message id when dedup is on and it was read
+  bool reserved = false;  // a dedup reservation was taken: confirm after the ack
   void clear();
 };
 

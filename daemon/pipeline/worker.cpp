@@ -612,8 +612,8 @@ void Worker::assign(rd_kafka_topic_partition_list_t* partitions) {
     if (state->queue) {
       rd_kafka_queue_forward(state->queue.get(), nullptr);
       PartitionState* raw = state.get();
-      state->wakeup = std::make_unique<kafka::QueueWakeup>(
-          io_, state->queue.get(), [this, raw] { onPartitionReady(*raw); });
+      state->wakeup = std::make_unique<kafka::QueueWakeup>(io_, state->queue.get(),
+                                                           [this, raw] { onPartitionReady(*raw); });
     }
     added.push_back(state.get());
     partitions_[p] = std::move(state);

@@ -26,9 +26,15 @@ namespace kpipe::config {
 // Lets rapidcheck print the ordering in counterexamples (found by argument-dependent lookup).
 [[maybe_unused]] static void showValue(Ordering ordering, std::ostream& os) {
   switch (ordering) {
-    case Ordering::Key: os << "Ordering::Key"; return;
-    case Ordering::Partition: os << "Ordering::Partition"; return;
-    case Ordering::None: os << "Ordering::None"; return;
+    case Ordering::Key:
+      os << "Ordering::Key";
+      return;
+    case Ordering::Partition:
+      os << "Ordering::Partition";
+      return;
+    case Ordering::None:
+      os << "Ordering::None";
+      return;
   }
   os << "Ordering(" << static_cast<int>(ordering) << ")";
 }
@@ -251,8 +257,8 @@ class Sim {
   std::vector<Msg> msgs_;
   std::vector<State> state_;
   std::vector<size_t> start_count_;
-  std::set<size_t> waiting_;      // ids, oldest first
-  std::vector<size_t> running_;   // ids, any order
+  std::set<size_t> waiting_;                 // ids, oldest first
+  std::vector<size_t> running_;              // ids, any order
   std::map<uint64_t, size_t> running_keys_;  // key -> messages of it running
   std::vector<Start> starts_;
   size_t first_unfinished_ = 0;
@@ -278,10 +284,10 @@ Scenario genScenario(Ordering ordering, size_t concurrency) {
   sc.arrive_pct = *rc::gen::inRange(20, 90);  // low: mostly drained; high: long backlogs
   const size_t nkeys = *rc::gen::inRange<size_t>(1, 7);
   sc.keys = *rc::gen::container<std::vector<uint64_t>>(nkeys, rc::gen::arbitrary<uint64_t>());
-  sc.ops = *rc::gen::scale(
-      4.0, rc::gen::container<std::vector<Op>>(rc::gen::tuple(
-               rc::gen::inRange(0, 100), rc::gen::inRange<size_t>(0, nkeys),
-               rc::gen::arbitrary<size_t>(), rc::gen::inRange<int64_t>(1, 4))));
+  sc.ops =
+      *rc::gen::scale(4.0, rc::gen::container<std::vector<Op>>(rc::gen::tuple(
+                               rc::gen::inRange(0, 100), rc::gen::inRange<size_t>(0, nkeys),
+                               rc::gen::arbitrary<size_t>(), rc::gen::inRange<int64_t>(1, 4))));
   return sc;
 }
 

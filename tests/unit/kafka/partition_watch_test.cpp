@@ -2,14 +2,14 @@
 // cluster of librdkafka 2.0.2 cannot add partitions to a topic (no CreatePartitions handler,
 // no mock API for it), so a change is tested on PartitionCounts, the part that decides.
 
-#include "daemon/kafka/embedded_broker.h"
 #include "daemon/kafka/partition_watch.h"
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
+#include "daemon/kafka/embedded_broker.h"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <librdkafka/rdkafka_mock.h>
 
 #include <chrono>

@@ -253,7 +253,7 @@ TEST(KeySchedulerTest, HundredThousandMessagesOverThousandKeys) {
   std::mt19937_64 rng(20240607);
   KeyScheduler<size_t> s(Ordering::Key, kConcurrency);
   CommitTracker tracker;
-  std::vector<uint64_t> key_of;     // message id -> key
+  std::vector<uint64_t> key_of;  // message id -> key
   std::vector<int> starts(kMessages, 0);
   std::unordered_map<uint64_t, std::vector<size_t>> arrived;  // key -> ids, arrival order
   std::unordered_map<uint64_t, size_t> next_start;            // key -> index into arrived[key]
