@@ -13,8 +13,9 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang
   # libraries
   librdkafka-dev libyaml-cpp-dev rapidjson-dev libvalijson-dev libboost-dev prometheus-cpp-dev
-  # tests
-  libgtest-dev libgmock-dev librapidcheck-dev
+  libssl-dev
+  # tests (openssl: the HTTP sink tests make their certificates with it)
+  libgtest-dev libgmock-dev librapidcheck-dev openssl
   # demo and integration tests: third-party Kafka clients, HTTP client
   kcat python3 python3-kafka curl procps
 )
