@@ -3,6 +3,7 @@
 #include "daemon/app/application.h"
 #include "daemon/config/loader.h"
 #include "daemon/pipetest/runner.h"
+#include "daemon/replay/replay.h"
 #include "daemon/version.h"
 
 #include <cstring>
@@ -25,6 +26,13 @@ commands:
   broker [--brokers N] [--partitions N] [--topic NAME[:PARTITIONS]]...
                     run an embedded (in-memory) Kafka broker for development and
                     print its bootstrap address
+  replay CONFIG --from ERROR_TOPIC --to TOPIC [--reason REGEX] [--since TIME]
+         [--until TIME] [--dry-run] [--bootstrap HOST:PORT]
+                    write the error records of ERROR_TOPIC (as far as it goes now)
+                    to TOPIC again, with their original key, value and headers;
+                    --reason filters on kpipe.error.reason (ECMAScript regex),
+                    --since/--until on the original message's time (RFC 3339 or
+                    a duration before now: 30m, 2h, 7d); --dry-run lists them only
   version           print the version
 )";
 
@@ -107,6 +115,17 @@ int main(int argc, char** argv) {
   }
   if (command == "test") return kpipe::pipetest::testCommand(rest, std::cout, std::cerr);
   if (command == "broker") return brokerCommand(rest);
+  if (command == "replay") {
+    for (auto arg : rest) {
+      if (arg == "--help" || arg == "-h") return usage(0);
+    }
+    auto parsed = kpipe::replay::parseArgs(rest, kpipe::replay::nowMillis());
+    if (auto* error = std::get_if<std::string>(&parsed)) {
+      std::cerr << "kpipe replay: " << *error << "\n";
+      return usage(2);
+    }
+    return kpipe::replay::run(std::get<kpipe::replay::Options>(parsed), std::cout, std::cerr);
+  }
   std::cerr << "kpipe: unknown command " << command << "\n";
   return usage(2);
 }
