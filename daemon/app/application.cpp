@@ -9,6 +9,7 @@
 #include "daemon/observe/metrics.h"
 #include "daemon/pipeline/router.h"
 #include "daemon/pipeline/worker.h"
+#include "daemon/sinks/http_sink.h"
 #include "daemon/version.h"
 
 #include <boost/asio/io_context.hpp>
@@ -31,7 +32,9 @@ namespace asio = boost::asio;
 namespace {
 
 std::set<std::string> topicsOf(const config::PipelineSpec& p) {
-  return {p.input.topic, p.output.topic, p.errors.topic, p.errors.audit_topic};
+  std::set<std::string> topics{p.input.topic, p.errors.topic, p.errors.audit_topic};
+  if (!p.output.topic.empty()) topics.insert(p.output.topic);
+  return topics;
 }
 
 // The pipeline's dedup store. Named memory stores are per pipeline too: the memory store is
@@ -84,7 +87,17 @@ int run(const config::Config& config) {
   std::vector<std::unique_ptr<pipeline::Worker>> workers;
   for (const auto& p : config.pipelines) {
     auto [store, ttl] = makeStore(config, p);
-    auto created = pipeline::Worker::create(io, p, options, std::move(store), ttl, metrics);
+    std::unique_ptr<sinks::Sink> sink;
+    if (p.output.http) {
+      auto http = sinks::HttpSink::create(io, *p.output.http);
+      if (auto* error = std::get_if<std::string>(&http)) {
+        log::error("cannot start pipeline", {{"pipeline", p.name}, {"error", *error}});
+        return 1;
+      }
+      sink = std::move(std::get<std::unique_ptr<sinks::HttpSink>>(http));
+    }
+    auto created =
+        pipeline::Worker::create(io, p, options, std::move(store), ttl, std::move(sink), metrics);
     if (auto* error = std::get_if<std::string>(&created)) {
       log::error("cannot start pipeline", {{"pipeline", p.name}, {"error", *error}});
       return 1;
@@ -172,6 +185,14 @@ int check(const std::string& config_file) {
       auto router = pipeline::Router::build(p, nullptr, std::chrono::milliseconds(0));
       if (auto* error = std::get_if<std::string>(&router)) {
         errors.push_back(p.where.str() + ": pipeline " + p.name + ": " + *error);
+      }
+      // Builds the HTTP sink as `run` would (URL, method, headers, CA file); connects nowhere.
+      if (p.output.http) {
+        asio::io_context io;
+        auto sink = sinks::HttpSink::create(io, *p.output.http);
+        if (auto* error = std::get_if<std::string>(&sink)) {
+          errors.push_back(p.where.str() + ": pipeline " + p.name + ": " + *error);
+        }
       }
     }
   }

@@ -218,25 +218,75 @@ struct PipelineContext {
   std::map<std::string, std::string>* names;       // pipeline name -> file that defined it
 };
 
-// Resolves a schema path against kpipe.yaml's directory and checks the file is there now, so a
-// typo fails `kpipe check` rather than the first message.
-std::optional<fs::path> schemaFile(Context& context, const Field& field, const fs::path& base_dir) {
+// Resolves a path against kpipe.yaml's directory and checks the file is there now, so a typo
+// fails `kpipe check` rather than the first message. `kind` names it: "schema file".
+std::optional<fs::path> existingFile(Context& context, const Field& field, const fs::path& base_dir,
+                                     std::string_view kind) {
   std::optional<std::string> text = context.scalar(field, detail::nonEmptyString());
   if (!text) return std::nullopt;
   fs::path resolved = (base_dir / *text).lexically_normal();
   std::error_code ec;
   fs::file_status status = fs::status(resolved, ec);
   if (!fs::exists(status)) {
-    context.error(field, "schema file " + resolved.string() +
-                             " does not exist (relative schema paths start at the directory of "
+    context.error(field, std::string(kind) + " " + resolved.string() +
+                             " does not exist (relative paths start at the directory of "
                              "kpipe.yaml)");
     return std::nullopt;
   }
   if (!fs::is_regular_file(status)) {
-    context.error(field, "schema file " + resolved.string() + " is not a regular file");
+    context.error(field, std::string(kind) + " " + resolved.string() + " is not a regular file");
     return std::nullopt;
   }
   return resolved;
+}
+
+std::optional<fs::path> schemaFile(Context& context, const Field& field, const fs::path& base_dir) {
+  return existingFile(context, field, base_dir, "schema file");
+}
+
+// output.http: where the output goes when it is an HTTP endpoint (sinks/http_sink.h).
+void readHttpSink(ObjectReader& h, const fs::path& base_dir, HttpSinkSpec& http) {
+  Context& context = h.context();
+  if (h.scalar("url", http.url, detail::nonEmptyString(), Need::Required)) {
+    std::string_view url = http.url;
+    std::string_view rest = url.starts_with("https://")  ? url.substr(8)
+                            : url.starts_with("http://") ? url.substr(7)
+                                                         : std::string_view{};
+    if (rest.data() == nullptr) {
+      h.error("url", detail::quote(url) + " is not an http:// or https:// URL");
+    } else if (rest.empty() || rest.front() == '/' || rest.front() == ':') {
+      h.error("url", detail::quote(url) + " has no host");
+    }
+  }
+  h.scalar("method", http.method,
+           detail::oneOf<std::string>({{"POST", "POST"}, {"PUT", "PUT"}, {"PATCH", "PATCH"}}));
+  h.object("headers", Need::Optional, [&](ObjectReader& headers) {
+    headers.forEach([&](const Field& header) {
+      if (auto value = context.scalar(header, detail::anyString())) {
+        http.headers[header.name] = *value;
+      }
+    });
+  });
+  h.scalar("timeout", http.timeout, detail::durationAtLeast(Duration(1)));
+  h.scalar("connections", http.connections, detail::integerIn<uint32_t>(1, 4096));
+  if (std::optional<Field> statuses = h.field("retry_statuses")) {
+    if (!statuses->value.IsSequence()) {
+      context.error(*statuses, "expected a list of HTTP status codes, got " +
+                                   detail::describe(statuses->value));
+    } else {
+      http.retry_statuses.clear();
+      for (size_t i = 0; i < statuses->value.size(); ++i) {
+        Field item{"", statuses->path + "[" + std::to_string(i) + "]", statuses->value[i].Mark(),
+                   statuses->value[i]};
+        if (auto code = context.scalar(item, detail::integerIn<int>(100, 599))) {
+          http.retry_statuses.push_back(*code);
+        }
+      }
+    }
+  }
+  if (std::optional<Field> ca = h.field("ca_file")) {
+    if (auto path = existingFile(context, *ca, base_dir, "CA file")) http.ca_file = *path;
+  }
 }
 
 void readSchema(Context& context, const Field& field, const fs::path& base_dir,
@@ -354,8 +404,11 @@ void readPipeline(ObjectReader& r, const PipelineContext& pc, PipelineSpec& p) {
   });
   r.object("output", Need::Required, [&](ObjectReader& o) {
     bool http = o.has("http");
-    o.scalar("topic", p.output.topic, detail::nonEmptyString(),
-             http ? Need::Optional : Need::Required);
+    if (o.scalar("topic", p.output.topic, detail::nonEmptyString(),
+                 http ? Need::Optional : Need::Required) &&
+        http) {
+      o.error("http", "output goes to a topic or to http, not both");
+    }
     if (!o.scalar("key", p.output.key_pointer, detail::jsonPointer())) {
       p.output.key_pointer = p.key_pointer;
     }
@@ -367,13 +420,15 @@ void readPipeline(ObjectReader& r, const PipelineContext& pc, PipelineSpec& p) {
                                          {"fnv1a_random", "fnv1a_random"},
                                          {"fnv1a", "fnv1a"},
                                          {"random", "random"}}));
-    o.unsupported("http", "output.http is not available yet; use output.topic");
+    o.object("http", Need::Optional,
+             [&](ObjectReader& h) { readHttpSink(h, pc.base_dir, p.output.http.emplace()); });
   });
   r.object("errors", Need::Optional, [&](ObjectReader& e) {
     e.scalar("topic", p.errors.topic, detail::nonEmptyString());
     e.scalar("audit_topic", p.errors.audit_topic, detail::nonEmptyString());
     e.object("retry", Need::Optional,
              [&](ObjectReader& retry) { readRetry(retry, p.errors.retry); });
+    e.scalar("max_attempts", p.errors.max_attempts, detail::integerIn<uint32_t>(0));
   });
   // nonEmptyString never yields "", so empty means "not given".
   if (p.errors.topic.empty()) p.errors.topic = p.input.topic + ".errors";

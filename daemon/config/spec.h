@@ -83,7 +83,21 @@ struct DedupSpec {
   enum class OnDuplicate { Audit, Drop } on_duplicate = OnDuplicate::Audit;
 };
 
+// An HTTP endpoint that receives each output message (sinks/http_sink.h).
+struct HttpSinkSpec {
+  std::string url;  // http://host[:port]/path or https://... (TLS, certificate verified)
+  std::string method = "POST";
+  std::map<std::string, std::string> headers;   // added to every request (e.g. Authorization)
+  Duration timeout = std::chrono::seconds(10);  // one request: connect, send, response
+  uint32_t connections = 64;                    // keep-alive connections at most
+  // Statuses that mean "try again later" (blocking) besides every 5xx; any other non-2xx
+  // status is a permanent rejection of that message (non-blocking: error topic).
+  std::vector<int> retry_statuses = {408, 425, 429};
+  std::filesystem::path ca_file;  // https: CA bundle to verify with; empty = system store
+};
+
 struct OutputSpec {
+  std::optional<HttpSinkSpec> http;  // set: output goes to this endpoint, not to `topic`
   std::string topic;
   std::string key_pointer;  // defaults to the pipeline key
   // librdkafka partitioner of output records. murmur2_random places keys as the Java client
@@ -109,6 +123,10 @@ struct ErrorsSpec {
   std::string topic;        // non-blocking failures; default "<input.topic>.errors"
   std::string audit_topic;  // duplicates; default "<input.topic>.audit"
   RetrySpec retry;
+  // Attempts at the output before a message goes to the error topic with class "exhausted";
+  // 0 = retry forever (the default: a down dependency must not turn into skipped messages).
+  // Writes to the error and audit topics are always retried forever.
+  uint32_t max_attempts = 0;
 };
 
 struct PipelineSpec {

@@ -93,6 +93,27 @@ std::optional<std::string> EmbeddedBroker::applyFault(std::string_view command) 
     if (err) return std::string(rd_kafka_err2str(err));
     return std::nullopt;
   }
+  if (words.size() == 4 && words[0] == "leader") {
+    auto partition = number(words[2]);
+    auto id = number(words[3]);
+    if (!partition || !id) return usage();
+    if (auto err = rd_kafka_mock_partition_set_leader(cluster_, words[1].c_str(),
+                                                      static_cast<int32_t>(*partition),
+                                                      static_cast<int32_t>(*id))) {
+      return std::string(rd_kafka_err2str(err));
+    }
+    return std::nullopt;
+  }
+  if (words.size() == 4 && words[0] == "coordinator" &&
+      (words[1] == "group" || words[1] == "transaction")) {
+    auto id = number(words[3]);
+    if (!id) return usage();
+    if (auto err = rd_kafka_mock_coordinator_set(cluster_, words[1].c_str(), words[2].c_str(),
+                                                 static_cast<int32_t>(*id))) {
+      return std::string(rd_kafka_err2str(err));
+    }
+    return std::nullopt;
+  }
   if (words.size() == 3 && words[0] == "rtt") {
     auto id = number(words[1]);
     auto ms = number(words[2]);

@@ -40,6 +40,9 @@ class EmbeddedBroker {
   //   clear API                drop the errors still queued for API
   //   down BROKER | up BROKER  take a broker (id from 1) down or back up
   //   rtt BROKER MS            add MS milliseconds of round-trip time to a broker
+  //   leader TOPIC PARTITION BROKER   move a partition's leadership to a broker
+  //   coordinator group|transaction KEY BROKER   make a broker the coordinator of a group id
+  //                                              or transactional id
   std::optional<std::string> applyFault(std::string_view command);
 
  private:

@@ -10,11 +10,24 @@ Metrics::Metrics()
     : registry_(std::make_shared<prometheus::Registry>()),
       messages(prometheus::BuildCounter()
                    .Name("kpipe_messages_total")
-                   .Help("Messages processed, by outcome (ok, invalid, duplicate).")
+                   .Help("Messages done, by outcome: ok (output), invalid (error topic: the "
+                         "message is bad), duplicate (audit topic or dropped), error (error topic: "
+                         "refused by the sink or retries exhausted).")
                    .Register(*registry_)),
-      produce_errors(prometheus::BuildCounter()
-                         .Name("kpipe_produce_errors_total")
-                         .Help("Deliveries to Kafka that failed and were retried.")
+      errors(prometheus::BuildCounter()
+                 .Name("kpipe_errors_total")
+                 .Help("Failures by class and stage: non_blocking and exhausted ones are written "
+                       "to the error topic; blocking ones (a dependency down) are counted per "
+                       "failed attempt and retried.")
+                 .Register(*registry_)),
+      retries(prometheus::BuildCounter()
+                  .Name("kpipe_retries_total")
+                  .Help("Retries scheduled after blocking failures.")
+                  .Register(*registry_)),
+      oldest_blocked(prometheus::BuildGauge()
+                         .Name("kpipe_oldest_blocked_seconds")
+                         .Help("How long the oldest message held by a blocking failure has been "
+                               "waiting (0 when none is).")
                          .Register(*registry_)),
       lag_messages(prometheus::BuildGauge()
                        .Name("kpipe_consumer_lag_messages")
@@ -73,7 +86,9 @@ PipelineStats::PipelineStats(Metrics& metrics, const std::string& pipeline)
     : ok(metrics.messages.Add({{"pipeline", pipeline}, {"outcome", "ok"}})),
       invalid(metrics.messages.Add({{"pipeline", pipeline}, {"outcome", "invalid"}})),
       duplicate(metrics.messages.Add({{"pipeline", pipeline}, {"outcome", "duplicate"}})),
-      produce_errors(metrics.produce_errors.Add({{"pipeline", pipeline}})),
+      error(metrics.messages.Add({{"pipeline", pipeline}, {"outcome", "error"}})),
+      retries(metrics.retries.Add({{"pipeline", pipeline}})),
+      oldest_blocked(metrics.oldest_blocked.Add({{"pipeline", pipeline}})),
       inflight(metrics.inflight.Add({{"pipeline", pipeline}})),
       assigned(metrics.assigned.Add({{"pipeline", pipeline}})),
       consumer_queue(metrics.queue_depth.Add({{"pipeline", pipeline}, {"queue", "consumer"}})),

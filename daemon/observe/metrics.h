@@ -27,7 +27,9 @@ class Metrics {
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& messages;        // kpipe_messages_total
-  prometheus::Family<prometheus::Counter>& produce_errors;  // kpipe_produce_errors_total
+  prometheus::Family<prometheus::Counter>& errors;          // kpipe_errors_total
+  prometheus::Family<prometheus::Counter>& retries;         // kpipe_retries_total
+  prometheus::Family<prometheus::Gauge>& oldest_blocked;    // kpipe_oldest_blocked_seconds
   prometheus::Family<prometheus::Gauge>& lag_messages;      // kpipe_consumer_lag_messages
   prometheus::Family<prometheus::Gauge>& committed_offset;  // kpipe_committed_offset
   prometheus::Family<prometheus::Gauge>& inflight;          // kpipe_inflight_messages
@@ -44,12 +46,15 @@ class Metrics {
 // Counters of one pipeline, labels bound once.
 struct PipelineStats {
   PipelineStats(Metrics& metrics, const std::string& pipeline);
-  prometheus::Counter& ok;              // written to the output topic
-  prometheus::Counter& invalid;         // routed to the error topic (non-blocking failure)
-  prometheus::Counter& duplicate;       // a seen id: audit topic or dropped
-  prometheus::Counter& produce_errors;  // deliveries that failed and were retried
-  prometheus::Gauge& inflight;          // consumed and not yet acknowledged
-  prometheus::Gauge& assigned;          // partitions currently assigned
+  prometheus::Counter& ok;            // written to the output topic
+  prometheus::Counter& invalid;       // routed to the error topic (non-blocking failure)
+  prometheus::Counter& duplicate;     // a seen id: audit topic or dropped
+  prometheus::Counter& error;         // refused by the sink, or retries exhausted: error topic
+  prometheus::Counter& retries;       // retries scheduled after blocking failures
+  prometheus::Gauge& oldest_blocked;  // seconds the oldest message held by a blocking failure
+                                      // has waited (0: none)
+  prometheus::Gauge& inflight;        // consumed and not yet acknowledged
+  prometheus::Gauge& assigned;        // partitions currently assigned
   // Depth of each queue a message can wait in, in messages.
   prometheus::Gauge& consumer_queue;  // fetched by librdkafka, not yet handed to kpipe
   prometheus::Gauge& blocked_queue;   // routed, waiting for room in the producer queue

@@ -91,6 +91,7 @@ void Decision::clear() {
   route = Route::Output;
   stage = {};
   reason.clear();
+  error_class = error_class::kNonBlocking;
   output_key.clear();
   id.clear();
   key_hash = 0;

@@ -35,13 +35,29 @@ inline constexpr std::string_view kId = "id";
 inline constexpr std::string_view kType = "type";
 inline constexpr std::string_view kSchema = "schema";
 inline constexpr std::string_view kDedup = "dedup";
+// After routing, where the effect failed:
+inline constexpr std::string_view kOutput = "output";  // the output topic
+inline constexpr std::string_view kSink = "sink";      // the output sink (HTTP)
+inline constexpr std::string_view kErrorTopic = "error_topic";
+inline constexpr std::string_view kAuditTopic = "audit_topic";
 }  // namespace stage
+
+// Error classes, as they appear in the kpipe.error.class header and kpipe_errors_total.
+namespace error_class {
+// The message itself is bad (or the sink refused it for good): error topic, move on.
+inline constexpr std::string_view kNonBlocking = "non_blocking";
+// Something outside is down: retried, never skipped (counted per failed attempt).
+inline constexpr std::string_view kBlocking = "blocking";
+// A blocking failure that outlasted errors.max_attempts: error topic.
+inline constexpr std::string_view kExhausted = "exhausted";
+}  // namespace error_class
 
 struct Decision {
   Route route = Route::Output;
-  std::string_view stage;  // for Error and Audit
-  std::string reason;      // for Error and Audit
-  std::string output_key;  // for Output
+  std::string_view stage;                                    // for Error and Audit
+  std::string reason;                                        // for Error and Audit
+  std::string_view error_class = error_class::kNonBlocking;  // for Error
+  std::string output_key;                                    // for Output
   // Hash of the ordering key (pipeline `key`), when it was read; the scheduler keeps messages
   // with equal hashes in order. A message without one (it failed before the key stage) is an
   // error record that need not wait for anything.

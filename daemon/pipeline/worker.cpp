@@ -30,6 +30,7 @@ struct Worker::InFlight {
   Decision decision;
   uint64_t generation = 0;  // the assignment it belongs to; stale ones commit nothing
   uint32_t attempts = 0;
+  std::chrono::steady_clock::time_point blocked_since{};  // first blocking failure
   bool scheduled = false;   // went through its partition's KeyScheduler: finish() it when done
   bool omit_value = false;  // the record was too large for its topic: written without value
   std::shared_ptr<boost::asio::steady_timer> retry_timer;  // set while waiting for a retry
@@ -65,8 +66,13 @@ struct Worker::PartitionState {
 std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
     boost::asio::io_context& io, const config::PipelineSpec& spec, const WorkerOptions& options,
     std::unique_ptr<dedup::Store> store, std::chrono::milliseconds dedup_ttl,
-    observe::Metrics& metrics) {
+    std::unique_ptr<sinks::Sink> sink, observe::Metrics& metrics) {
   std::unique_ptr<Worker> w(new Worker(io, spec, options, std::move(store), metrics));
+  w->sink_ = std::move(sink);
+  if (spec.output.http && !w->sink_) return "pipeline " + spec.name + ": no sink for output.http";
+  if (w->sink_) {
+    w->sink_queue_ = &metrics.queue_depth.Add({{"pipeline", spec.name}, {"queue", "sink"}});
+  }
   auto router = Router::build(spec, w->store_.get(), dedup_ttl);
   if (auto* error = std::get_if<std::string>(&router)) return *error;
   w->router_ = std::move(std::get<std::unique_ptr<Router>>(router));
@@ -126,13 +132,16 @@ std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
   // Route the main queue (rebalances, errors) into the consumer queue we serve.
   rd_kafka_poll_set_consumer(w->consumer_.get());
 
-  w->output_topic_.reset(
-      rd_kafka_topic_new(w->producer_.get(), spec.output.topic.c_str(), nullptr));
+  if (!spec.output.topic.empty()) {
+    w->output_topic_.reset(
+        rd_kafka_topic_new(w->producer_.get(), spec.output.topic.c_str(), nullptr));
+  }
   w->error_topic_.reset(rd_kafka_topic_new(w->producer_.get(), spec.errors.topic.c_str(), nullptr));
   w->audit_topic_.reset(
       rd_kafka_topic_new(w->producer_.get(), spec.errors.audit_topic.c_str(), nullptr));
   w->input_topic_.reset(rd_kafka_topic_new(w->consumer_.get(), spec.input.topic.c_str(), nullptr));
-  if (!w->output_topic_ || !w->error_topic_ || !w->audit_topic_ || !w->input_topic_) {
+  if ((!w->output_topic_ && !w->sink_) || !w->error_topic_ || !w->audit_topic_ ||
+      !w->input_topic_) {
     return prefix + "cannot create topic handles: " + rd_kafka_err2str(rd_kafka_last_error());
   }
   w->consumer_queue_.reset(rd_kafka_queue_get_consumer(w->consumer_.get()));
@@ -158,6 +167,7 @@ Worker::Worker(boost::asio::io_context& io, const config::PipelineSpec& spec,
       stop_deadline_(io) {}
 
 Worker::~Worker() {
+  closed_ = true;  // from here on, callbacks (purged deliveries, sink answers) change nothing
   if (consumer_wakeup_) consumer_wakeup_->stop();
   if (producer_wakeup_) producer_wakeup_->stop();
   for (auto& [partition, state] : partitions_) {
@@ -171,6 +181,8 @@ Worker::~Worker() {
     metrics_.committed_offset.Remove(&state->committed);
   }
   for (auto& [topic, gauge] : topic_partitions_) metrics_.topic_partitions.Remove(gauge);
+  for (auto& [key, counter] : error_counters_) metrics_.errors.Remove(counter);
+  if (sink_queue_ != nullptr) metrics_.queue_depth.Remove(sink_queue_);
   for (auto& [topic, counter] : partition_count_changes_) {
     metrics_.partition_count_changes.Remove(counter);
   }
@@ -202,13 +214,14 @@ void Worker::start() {
   consumer_wakeup_->start();
   producer_wakeup_->start();
   scheduleLagUpdate();
-  for (const std::string& topic : {spec_.input.topic, spec_.output.topic}) {
+  std::vector<std::string> watched{spec_.input.topic};
+  if (!spec_.output.topic.empty()) watched.push_back(spec_.output.topic);
+  for (const std::string& topic : watched) {
     std::map<std::string, std::string> labels{{"pipeline", spec_.name}, {"topic", topic}};
     partition_count_changes_[topic] = &metrics_.partition_count_changes.Add(labels);
   }
   partition_watch_ = std::make_unique<kafka::PartitionWatch>(
-      io_, producer_.get(), std::vector<std::string>{spec_.input.topic, spec_.output.topic},
-      options_.partition_watch_interval,
+      io_, producer_.get(), watched, options_.partition_watch_interval,
       [this](const std::vector<kafka::PartitionCountReading>& readings) {
         onPartitionCounts(readings);
       });
@@ -336,7 +349,36 @@ void Worker::process(rd_kafka_message_t* message) {
 
 // Its turn has come: write it, or queue it (in order) when the producer queue is full.
 void Worker::start(InFlight* f) {
+  if (sink_ && f->decision.route == Route::Output) {
+    sendToSink(f);
+    return;
+  }
   if (!blocked_.empty() || !produce(f)) block(f);
+}
+
+// The sink holds the consumed payload (no copy) until it answers; the answer comes on the
+// io_context thread, never from inside send().
+void Worker::sendToSink(InFlight* f) {
+  const rd_kafka_message_t* in = f->consumed;
+  sinks::OutboundMessage message;
+  message.id = f->decision.id;
+  message.value = std::string_view(static_cast<const char*>(in->payload), in->len);
+  // Trace context passes through (DESIGN.md §1.9); other Kafka headers may hold bytes that
+  // are not valid in HTTP.
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(in, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (const char* name : {"traceparent", "tracestate"}) {
+      const void* value = nullptr;
+      size_t size = 0;
+      if (rd_kafka_header_get_last(headers, name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+          value != nullptr) {
+        message.headers.emplace_back(name, std::string_view(static_cast<const char*>(value), size));
+      }
+    }
+  }
+  sink_->send(message, [this, f, alive = std::weak_ptr<char>(alive_)](sinks::SendResult result) {
+    if (!alive.expired()) onSinkResult(f, std::move(result));
+  });
 }
 
 // The producer queue is full: keep `f` (in order) and pause fetching until it drains.
@@ -392,7 +434,7 @@ bool Worker::produce(InFlight* f) {
     int64_t timestamp = rd_kafka_message_timestamp(in, &ts_type);
     add(d.route == Route::Error ? "kpipe.error.stage" : "kpipe.audit.stage", std::string(d.stage));
     add(d.route == Route::Error ? "kpipe.error.reason" : "kpipe.audit.reason", d.reason);
-    if (d.route == Route::Error) add("kpipe.error.class", "non_blocking");
+    if (d.route == Route::Error) add("kpipe.error.class", std::string(d.error_class));
     add("kpipe.origin.topic", spec_.input.topic);
     add("kpipe.origin.partition", std::to_string(in->partition));
     add("kpipe.origin.offset", std::to_string(in->offset));
@@ -444,6 +486,9 @@ void Worker::onProducerReady() {
 }
 
 void Worker::delivered(InFlight* f, rd_kafka_resp_err_t err) {
+  // After the stop gave up waiting (or in the destructor's purge) nothing is processed any
+  // more: what did not finish is redelivered to the next run.
+  if (closed_) return;
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (f->decision.route == Route::Output) router_->confirm(f->decision);
     complete(f);
@@ -478,14 +523,82 @@ void Worker::delivered(InFlight* f, rd_kafka_resp_err_t err) {
     log::error("producer failed fatally: restart kpipe",
                {{"pipeline", spec_.name}, {"error", fatal_error_}});
   }
-  // Blocking failure: the record could not be written. Never skip it (that would lose it):
-  // retry with backoff; the commit position stays below it meanwhile.
-  stats_.produce_errors.Increment();
-  logRateLimited("delivery failed, will retry",
-                 std::string(rd_kafka_err2str(err)) + " (topic partition " +
+  const std::string_view failed_stage = f->decision.route == Route::Output  ? stage::kOutput
+                                        : f->decision.route == Route::Error ? stage::kErrorTopic
+                                                                            : stage::kAuditTopic;
+  blockingFailure(f, failed_stage, rd_kafka_err2str(err));
+}
+
+void Worker::onSinkResult(InFlight* f, sinks::SendResult result) {
+  if (closed_) return;  // the pool dies with the worker
+  switch (result.status) {
+    case sinks::SendStatus::Ok:
+      router_->confirm(f->decision);
+      complete(f);
+      break;
+    case sinks::SendStatus::Retry:
+      blockingFailure(f, stage::kSink, result.reason);
+      break;
+    case sinks::SendStatus::Reject: {
+      // The sink refused this message for good (e.g. HTTP 400): retrying cannot help, so it
+      // is a non-blocking failure. The id was not used: give it back.
+      Decision& d = f->decision;
+      router_->release(d);
+      d.reserved = false;
+      d.route = Route::Error;
+      d.stage = stage::kSink;
+      d.error_class = error_class::kNonBlocking;
+      d.reason = sink_->describe() + " refused the message: " + result.reason;
+      start(f);
+      break;
+    }
+  }
+  storeOffsets();
+  maybeFinishStop();
+}
+
+// Something outside is down or failing (broker, sink): the message could not take effect.
+// Never skip it (that would lose it): retry with backoff, its key held and the commit position
+// below it meanwhile; after errors.max_attempts (when set) an output message goes to the error
+// topic as "exhausted". Error and audit records are retried forever: they have nowhere else to go.
+void Worker::blockingFailure(InFlight* f, std::string_view failed_stage,
+                             const std::string& reason) {
+  errorCounter(error_class::kBlocking, failed_stage).Increment();
+  if (ownPartition(f) == nullptr) {  // revoked meanwhile: the next owner redoes it
+    discard(f);
+    return;
+  }
+  logRateLimited("blocking failure, will retry",
+                 std::string(failed_stage) + ": " + reason + " (partition " +
                      std::to_string(f->consumed->partition) + " offset " +
-                     std::to_string(f->consumed->offset) + ")");
+                     std::to_string(f->consumed->offset) + ", attempt " +
+                     std::to_string(f->attempts + 1) + ")");
+  Decision& d = f->decision;
+  if (d.route == Route::Output && spec_.errors.max_attempts > 0 &&
+      f->attempts + 1 >= spec_.errors.max_attempts) {
+    router_->release(d);
+    d.reserved = false;
+    d.route = Route::Error;
+    d.stage = failed_stage;
+    d.error_class = error_class::kExhausted;
+    d.reason = "gave up after " + std::to_string(f->attempts + 1) + " attempts: " + reason;
+    if (f->attempts++ == 0) stats_.blocked_keys.Increment();  // held until written
+    start(f);
+    return;
+  }
   retryLater(f);
+}
+
+prometheus::Counter& Worker::errorCounter(std::string_view cls, std::string_view stage_name) {
+  auto key = std::make_pair(cls, stage_name);
+  auto it = error_counters_.find(key);
+  if (it == error_counters_.end()) {
+    prometheus::Counter& counter = metrics_.errors.Add({{"pipeline", spec_.name},
+                                                        {"class", std::string(cls)},
+                                                        {"stage", std::string(stage_name)}});
+    it = error_counters_.emplace(key, &counter).first;
+  }
+  return *it->second;
 }
 
 void Worker::retryLater(InFlight* f) {
@@ -497,7 +610,11 @@ void Worker::retryLater(InFlight* f) {
   static thread_local std::mt19937 rng{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(1.0 - retry.jitter, 1.0 + retry.jitter);
   delay *= jitter(rng);
-  if (f->attempts++ == 0) stats_.blocked_keys.Increment();
+  if (f->attempts++ == 0) {
+    stats_.blocked_keys.Increment();
+    f->blocked_since = std::chrono::steady_clock::now();
+  }
+  stats_.retries.Increment();
   f->retry_timer = std::make_shared<boost::asio::steady_timer>(
       io_, std::chrono::milliseconds(static_cast<int64_t>(delay)));
   f->retry_timer->async_wait([this, f, timer = f->retry_timer, alive = std::weak_ptr<char>(alive_)](
@@ -518,7 +635,14 @@ void Worker::complete(InFlight* f) {
       stats_.ok.Increment();
       break;
     case Route::Error:
-      stats_.invalid.Increment();
+      // The message itself was bad (invalid), or the sink refused it or the retries ran out
+      // (error); kpipe_errors_total says which stage.
+      if (f->decision.error_class == error_class::kExhausted || f->decision.stage == stage::kSink) {
+        stats_.error.Increment();
+      } else {
+        stats_.invalid.Increment();
+      }
+      errorCounter(f->decision.error_class, f->decision.stage).Increment();
       break;
     case Route::Audit:
     case Route::Drop:
@@ -640,7 +764,7 @@ void Worker::revoke(rd_kafka_topic_partition_list_t* partitions, bool lost) {
   // messages waiting for their key start as their predecessors are acknowledged (inside the
   // flush's delivery reports). Documented blocking point: up to revoke_timeout on the
   // io_context thread. After a lost assignment the group has moved on: nothing more is stored.
-  if (!lost) {
+  if (!lost && !closed_) {
     rd_kafka_flush(producer_.get(), static_cast<int>(spec_.revoke_timeout.count()));
     storeOffsets();
   }
@@ -707,6 +831,15 @@ void Worker::updateLag() {
   size_t waiting = 0;
   for (auto& [partition, state] : partitions_) waiting += state->scheduler.waiting();
   stats_.waiting_queue.Set(static_cast<double>(waiting));
+  if (sink_queue_ != nullptr) sink_queue_->Set(static_cast<double>(sink_->queued()));
+  // Once a second over the pool (its size is the peak number of messages held): cheaper than
+  // keeping an ordered index of blocked messages on the hot path.
+  auto now = std::chrono::steady_clock::now();
+  auto oldest = now;
+  for (const auto& f : pool_) {
+    if (f->consumed != nullptr && f->attempts > 0) oldest = std::min(oldest, f->blocked_since);
+  }
+  stats_.oldest_blocked.Set(std::chrono::duration<double>(now - oldest).count());
   for (auto& [partition, state] : partitions_) {
     int64_t low = 0;
     int64_t high = 0;
@@ -779,6 +912,7 @@ void Worker::finishStop() {
     state->queue.reset();
   }
   consumer_wakeup_->stop();
+  if (sink_) sink_->close();
   rd_kafka_consumer_close(consumer_.get());
   producer_wakeup_->stop();
   log::info("pipeline stopped", {{"pipeline", spec_.name}});

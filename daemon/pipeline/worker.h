@@ -26,6 +26,7 @@
 #include "daemon/pipeline/commit_tracker.h"
 #include "daemon/pipeline/key_scheduler.h"
 #include "daemon/pipeline/router.h"
+#include "daemon/sinks/sink.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -55,7 +56,7 @@ class Worker {
   static std::variant<std::unique_ptr<Worker>, std::string> create(
       boost::asio::io_context& io, const config::PipelineSpec& spec, const WorkerOptions& options,
       std::unique_ptr<dedup::Store> store, std::chrono::milliseconds dedup_ttl,
-      observe::Metrics& metrics);
+      std::unique_ptr<sinks::Sink> sink, observe::Metrics& metrics);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -91,6 +92,10 @@ class Worker {
   // Returns false when the producer queue is full (the message waits in blocked_).
   bool produce(InFlight* f);
   void delivered(InFlight* f, rd_kafka_resp_err_t err);
+  void sendToSink(InFlight* f);
+  void onSinkResult(InFlight* f, sinks::SendResult result);
+  void blockingFailure(InFlight* f, std::string_view failed_stage, const std::string& reason);
+  prometheus::Counter& errorCounter(std::string_view cls, std::string_view stage_name);
   void complete(InFlight* f);
   void retryLater(InFlight* f);
   void discard(InFlight* f);
@@ -115,6 +120,9 @@ class Worker {
   WorkerOptions options_;
   std::unique_ptr<dedup::Store> store_;
   std::unique_ptr<Router> router_;
+  std::unique_ptr<sinks::Sink> sink_;  // output.http; null: the output is a Kafka topic
+  prometheus::Gauge* sink_queue_ = nullptr;
+  std::map<std::pair<std::string_view, std::string_view>, prometheus::Counter*> error_counters_;
   observe::Metrics& metrics_;
   observe::PipelineStats stats_;
 

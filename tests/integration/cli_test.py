@@ -67,6 +67,20 @@ class CliTest(unittest.TestCase):
         finally:
             config.cleanup()
 
+    def test_check_builds_http_outputs(self):
+        # valid YAML that only the HTTP sink itself refuses: a framing header
+        pipeline = ("name: hook\ninput: {topic: in, group: g}\nkey: /k\n"
+                    "output: {http: {url: 'http://127.0.0.1:9/x', "
+                    "headers: {Content-Length: '5'}}}\n")
+        config = h.ConfigDir("127.0.0.1:9", {"hook": pipeline})
+        try:
+            r = kpipe("check", config.path)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn("pipeline hook: output.http.headers", r.stderr)
+            self.assertIn("Content-Length", r.stderr)
+        finally:
+            config.cleanup()
+
     def test_run_refuses_a_broken_config_and_starts_nothing(self):
         config = h.ConfigDir("127.0.0.1:9", {"broken": BROKEN_PIPELINE})
         try:

@@ -43,8 +43,8 @@ class Broker:
     """`kpipe broker`: the embedded (mock) cluster in its own process, so that it outlives
     the kpipe processes under test."""
 
-    def __init__(self, topics, partitions=4):
-        args = [KPIPE_BROKER, "broker", "--partitions", str(partitions)]
+    def __init__(self, topics, partitions=4, brokers=1):
+        args = [KPIPE_BROKER, "broker", "--partitions", str(partitions), "--brokers", str(brokers)]
         for t in topics:
             args += ["--topic", t]
         self.log = tempfile.NamedTemporaryFile("w+", prefix="kpipe-broker-", suffix=".log")

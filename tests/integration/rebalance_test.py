@@ -41,8 +41,8 @@ class RebalanceTest(unittest.TestCase):
             broker.fault("errors Produce 100000 NOT_ENOUGH_REPLICAS")
 
             kpipe = h.Kpipe(config)
-            h.wait_for(lambda: kpipe.metric_sum("kpipe_produce_errors_total") >= N, 30,
-                       "every delivery failed and waits for a retry")
+            h.wait_for(lambda: kpipe.metric_sum("kpipe_errors_total", **{"class": "blocking"})
+                       >= N, 30, "every delivery failed and waits for a retry")
             self.assertEqual(kpipe.metric_sum("kpipe_messages_total"), 0)
 
             broker.fault("down 1")

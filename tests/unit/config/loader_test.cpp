@@ -593,16 +593,75 @@ TEST_F(LoaderTest, DedupStoreMustBeDefined) {
                           "are defined under stores: in kpipe.yaml)"));
 }
 
-TEST_F(LoaderTest, OutputHttpIsNotAvailableYet) {
+TEST_F(LoaderTest, ReadsOutputHttpAndMaxAttempts) {
+  write("kpipe.yaml", "");
+  write("ca.pem", "not checked here");
+  write("pipelines/p.yaml", R"(
+name: a
+input: {topic: t, group: g}
+key: /k
+output:
+  http:
+    url: https://api.example.com:8443/events?x=1
+    method: PUT
+    headers: {Authorization: "Bearer ${TOKEN}"}
+    timeout: 2s
+    connections: 8
+    retry_statuses: [409, 429]
+    ca_file: ca.pem
+errors: {max_attempts: 5}
+)");
+  LoadResult result = load({{"TOKEN", "s3cret"}});
+  ASSERT_TRUE(result.ok()) << ::testing::PrintToString(errors(result));
+  const PipelineSpec& p = result.config->pipelines.at(0);
+  ASSERT_TRUE(p.output.http.has_value());
+  const HttpSinkSpec& http = *p.output.http;
+  EXPECT_EQ(http.url, "https://api.example.com:8443/events?x=1");
+  EXPECT_EQ(http.method, "PUT");
+  EXPECT_EQ(http.headers, (std::map<std::string, std::string>{{"Authorization", "Bearer s3cret"}}));
+  EXPECT_EQ(http.timeout, 2s);
+  EXPECT_EQ(http.connections, 8u);
+  EXPECT_EQ(http.retry_statuses, (std::vector<int>{409, 429}));
+  EXPECT_EQ(http.ca_file, dir_ / "ca.pem");
+  EXPECT_TRUE(p.output.topic.empty());
+  EXPECT_EQ(p.errors.max_attempts, 5u);
+}
+
+TEST_F(LoaderTest, OutputHttpDefaultsAndRules) {
+  write("kpipe.yaml", "");
+  write("pipelines/p.yaml", R"(
+name: a
+input: {topic: t, group: g}
+key: /k
+output: {http: {url: "http://127.0.0.1:8080"}}
+)");
+  LoadResult result = load();
+  ASSERT_TRUE(result.ok()) << ::testing::PrintToString(errors(result));
+  const PipelineSpec& p = result.config->pipelines.at(0);
+  EXPECT_EQ(p.output.http->method, "POST");
+  EXPECT_EQ(p.output.http->timeout, 10s);
+  EXPECT_EQ(p.output.http->connections, 64u);
+  EXPECT_EQ(p.output.http->retry_statuses, (std::vector<int>{408, 425, 429}));
+  EXPECT_EQ(p.errors.max_attempts, 0u);
+
   EXPECT_THAT(pipelineErrors(R"(
 name: a
 input: {topic: t, group: g}
 key: /k
 output:
-  http: {url: "http://example.com", method: POST}
+  topic: o
+  http: {url: "ftp://x", method: GET, retry_statuses: [429, 700], ca_file: nope.pem}
 )"),
-              ElementsAre("@/pipelines/p.yaml:5:3: output.http: output.http is not available yet; "
-                          "use output.topic"));
+              ElementsAre("@/pipelines/p.yaml:6:9: output.http: output goes to a topic or to "
+                          "http, not both",
+                          "@/pipelines/p.yaml:6:15: output.http.url: \"ftp://x\" is not an "
+                          "http:// or https:// URL",
+                          "@/pipelines/p.yaml:6:34: output.http.method: \"GET\" is not one of "
+                          "POST, PUT, PATCH (did you mean \"PUT\"?)",
+                          "@/pipelines/p.yaml:6:61: output.http.retry_statuses[1]: \"700\" is out "
+                          "of range (must be between 100 and 599)",
+                          "@/pipelines/p.yaml:6:76: output.http.ca_file: CA file @/nope.pem does "
+                          "not exist (relative paths start at the directory of kpipe.yaml)"));
 }
 
 TEST_F(LoaderTest, MissingSchemaFileIsReportedAtThePath) {
@@ -620,7 +679,7 @@ schema:
     c: schemas
 )"),
               ElementsAre("@/pipelines/p.yaml:9:8: schema.types.b: schema file @/schemas/b.json "
-                          "does not exist (relative schema paths start at the directory of "
+                          "does not exist (relative paths start at the directory of "
                           "kpipe.yaml)",
                           "@/pipelines/p.yaml:10:8: schema.types.c: schema file @/schemas is not "
                           "a regular file"));
