@@ -6,6 +6,14 @@
 
 namespace kpipe::observe {
 
+// Millisecond pipelines: from 100 µs to 30 s. End to end also covers backlogs (up to an hour).
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30};
+const prometheus::Histogram::BucketBoundaries kEndToEndBuckets = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+    2.5,   5,      10,    30,   60,    300,  900, 3600};
+
 Metrics::Metrics()
     : registry_(std::make_shared<prometheus::Registry>()),
       messages(prometheus::BuildCounter()
@@ -32,6 +40,26 @@ Metrics::Metrics()
       lag_messages(prometheus::BuildGauge()
                        .Name("kpipe_consumer_lag_messages")
                        .Help("High watermark minus the committed position, per partition.")
+                       .Register(*registry_)),
+      lag_seconds(prometheus::BuildGauge()
+                      .Name("kpipe_consumer_lag_seconds")
+                      .Help("Age of the oldest message of the partition not yet done (its "
+                            "timestamp to now); 0 when caught up.")
+                      .Register(*registry_)),
+      processing(prometheus::BuildHistogram()
+                     .Name("kpipe_processing_seconds")
+                     .Help("Per message, from being read by kpipe to its effect being "
+                           "acknowledged (waiting for its key included).")
+                     .Register(*registry_)),
+      end_to_end(prometheus::BuildHistogram()
+                     .Name("kpipe_end_to_end_seconds")
+                     .Help("Per message, from its Kafka timestamp to its effect being "
+                           "acknowledged.")
+                     .Register(*registry_)),
+      sink_seconds(prometheus::BuildHistogram()
+                       .Name("kpipe_sink_seconds")
+                       .Help("Per write to the output (sink kafka: produce to delivery report; "
+                             "sink http: one request), failed attempts included.")
                        .Register(*registry_)),
       committed_offset(prometheus::BuildGauge()
                            .Name("kpipe_committed_offset")
@@ -89,6 +117,8 @@ PipelineStats::PipelineStats(Metrics& metrics, const std::string& pipeline)
       error(metrics.messages.Add({{"pipeline", pipeline}, {"outcome", "error"}})),
       retries(metrics.retries.Add({{"pipeline", pipeline}})),
       oldest_blocked(metrics.oldest_blocked.Add({{"pipeline", pipeline}})),
+      processing(metrics.processing.Add({{"pipeline", pipeline}}, kLatencyBuckets)),
+      end_to_end(metrics.end_to_end.Add({{"pipeline", pipeline}}, kEndToEndBuckets)),
       inflight(metrics.inflight.Add({{"pipeline", pipeline}})),
       assigned(metrics.assigned.Add({{"pipeline", pipeline}})),
       consumer_queue(metrics.queue_depth.Add({{"pipeline", pipeline}, {"queue", "consumer"}})),

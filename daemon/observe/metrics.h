@@ -8,6 +8,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 #include <memory>
@@ -31,6 +32,10 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& retries;         // kpipe_retries_total
   prometheus::Family<prometheus::Gauge>& oldest_blocked;    // kpipe_oldest_blocked_seconds
   prometheus::Family<prometheus::Gauge>& lag_messages;      // kpipe_consumer_lag_messages
+  prometheus::Family<prometheus::Gauge>& lag_seconds;       // kpipe_consumer_lag_seconds
+  prometheus::Family<prometheus::Histogram>& processing;    // kpipe_processing_seconds
+  prometheus::Family<prometheus::Histogram>& end_to_end;    // kpipe_end_to_end_seconds
+  prometheus::Family<prometheus::Histogram>& sink_seconds;  // kpipe_sink_seconds
   prometheus::Family<prometheus::Gauge>& committed_offset;  // kpipe_committed_offset
   prometheus::Family<prometheus::Gauge>& inflight;          // kpipe_inflight_messages
   prometheus::Family<prometheus::Gauge>& assigned;          // kpipe_assigned_partitions
@@ -43,6 +48,10 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& build_info;  // kpipe_build_info
 };
 
+// Histogram buckets (seconds).
+extern const prometheus::Histogram::BucketBoundaries kLatencyBuckets;
+extern const prometheus::Histogram::BucketBoundaries kEndToEndBuckets;
+
 // Counters of one pipeline, labels bound once.
 struct PipelineStats {
   PipelineStats(Metrics& metrics, const std::string& pipeline);
@@ -53,6 +62,8 @@ struct PipelineStats {
   prometheus::Counter& retries;       // retries scheduled after blocking failures
   prometheus::Gauge& oldest_blocked;  // seconds the oldest message held by a blocking failure
                                       // has waited (0: none)
+  prometheus::Histogram& processing;  // read by kpipe → done, per message
+  prometheus::Histogram& end_to_end;  // message timestamp → done
   prometheus::Gauge& inflight;        // consumed and not yet acknowledged
   prometheus::Gauge& assigned;        // partitions currently assigned
   // Depth of each queue a message can wait in, in messages.

@@ -4,9 +4,9 @@
 
 namespace kpipe::pipeline {
 
-void CommitTracker::begin(int64_t offset) {
+void CommitTracker::begin(int64_t offset, int64_t timestamp_ms) {
   if (slots_.empty()) position_ = offset;
-  slots_.push_back({offset, false});
+  slots_.push_back({offset, timestamp_ms, false});
   ++pending_;
 }
 
@@ -20,6 +20,7 @@ bool CommitTracker::complete(int64_t offset) {
   int64_t last_done = kUnknown;
   while (!slots_.empty() && slots_.front().done) {
     last_done = slots_.front().offset;
+    last_done_timestamp_ = slots_.front().timestamp_ms;
     slots_.pop_front();
   }
   position_ = slots_.empty() ? last_done + 1 : slots_.front().offset;

@@ -30,6 +30,8 @@ struct Worker::InFlight {
   Decision decision;
   uint64_t generation = 0;  // the assignment it belongs to; stale ones commit nothing
   uint32_t attempts = 0;
+  std::chrono::steady_clock::time_point read_at{};        // handed to kpipe
+  std::chrono::steady_clock::time_point sent_at{};        // last write to the output started
   std::chrono::steady_clock::time_point blocked_since{};  // first blocking failure
   bool scheduled = false;   // went through its partition's KeyScheduler: finish() it when done
   bool omit_value = false;  // the record was too large for its topic: written without value
@@ -46,6 +48,7 @@ struct Worker::PartitionState {
                {"topic", spec.input.topic},
                {"partition", std::to_string(partition)}},
         lag(metrics.lag_messages.Add(labels)),
+        lag_seconds(metrics.lag_seconds.Add(labels)),
         committed(metrics.committed_offset.Add(labels)) {}
   int32_t partition;
   uint64_t generation;
@@ -60,6 +63,7 @@ struct Worker::PartitionState {
   std::unique_ptr<kafka::QueueWakeup> wakeup;
   std::map<std::string, std::string> labels;
   prometheus::Gauge& lag;
+  prometheus::Gauge& lag_seconds;
   prometheus::Gauge& committed;
 };
 
@@ -70,6 +74,9 @@ std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
   std::unique_ptr<Worker> w(new Worker(io, spec, options, std::move(store), metrics));
   w->sink_ = std::move(sink);
   if (spec.output.http && !w->sink_) return "pipeline " + spec.name + ": no sink for output.http";
+  w->sink_seconds_ =
+      &metrics.sink_seconds.Add({{"pipeline", spec.name}, {"sink", w->sink_ ? "http" : "kafka"}},
+                                observe::kLatencyBuckets);
   if (w->sink_) {
     w->sink_queue_ = &metrics.queue_depth.Add({{"pipeline", spec.name}, {"queue", "sink"}});
   }
@@ -178,11 +185,13 @@ Worker::~Worker() {
   partition_watch_.reset();  // joins its thread, which uses the producer
   for (auto& [partition, state] : partitions_) {
     metrics_.lag_messages.Remove(&state->lag);
+    metrics_.lag_seconds.Remove(&state->lag_seconds);
     metrics_.committed_offset.Remove(&state->committed);
   }
   for (auto& [topic, gauge] : topic_partitions_) metrics_.topic_partitions.Remove(gauge);
   for (auto& [key, counter] : error_counters_) metrics_.errors.Remove(counter);
   if (sink_queue_ != nullptr) metrics_.queue_depth.Remove(sink_queue_);
+  if (sink_seconds_ != nullptr) metrics_.sink_seconds.Remove(sink_seconds_);
   for (auto& [topic, counter] : partition_count_changes_) {
     metrics_.partition_count_changes.Remove(counter);
   }
@@ -328,8 +337,9 @@ void Worker::process(rd_kafka_message_t* message) {
   InFlight* f = acquire();
   f->consumed = message;
   f->generation = state.generation;
+  f->read_at = std::chrono::steady_clock::now();
   router_->route(static_cast<const char*>(message->payload), message->len, f->decision);
-  state.tracker.begin(message->offset);
+  state.tracker.begin(message->offset, rd_kafka_message_timestamp(message, nullptr));
   ++inflight_;
   stats_.inflight.Increment();
   if (f->decision.route == Route::Drop) {
@@ -376,6 +386,7 @@ void Worker::sendToSink(InFlight* f) {
       }
     }
   }
+  f->sent_at = std::chrono::steady_clock::now();
   sink_->send(message, [this, f, alive = std::weak_ptr<char>(alive_)](sinks::SendResult result) {
     if (!alive.expired()) onSinkResult(f, std::move(result));
   });
@@ -453,7 +464,10 @@ bool Worker::produce(InFlight* f) {
       RD_KAFKA_V_VALUE(f->omit_value ? nullptr : in->payload, f->omit_value ? 0 : in->len),
       RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(f),
       RD_KAFKA_V_END);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    f->sent_at = std::chrono::steady_clock::now();
+    return true;
+  }
   if (headers != nullptr) rd_kafka_headers_destroy(headers);  // not taken on failure
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) return false;
   // Refused at once (e.g. unknown topic): a blocking failure like a failed delivery.
@@ -489,6 +503,7 @@ void Worker::delivered(InFlight* f, rd_kafka_resp_err_t err) {
   // After the stop gave up waiting (or in the destructor's purge) nothing is processed any
   // more: what did not finish is redelivered to the next run.
   if (closed_) return;
+  if (f->decision.route == Route::Output) observeSink(f);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (f->decision.route == Route::Output) router_->confirm(f->decision);
     complete(f);
@@ -531,6 +546,7 @@ void Worker::delivered(InFlight* f, rd_kafka_resp_err_t err) {
 
 void Worker::onSinkResult(InFlight* f, sinks::SendResult result) {
   if (closed_) return;  // the pool dies with the worker
+  observeSink(f);
   switch (result.status) {
     case sinks::SendStatus::Ok:
       router_->confirm(f->decision);
@@ -587,6 +603,13 @@ void Worker::blockingFailure(InFlight* f, std::string_view failed_stage,
     return;
   }
   retryLater(f);
+}
+
+void Worker::observeSink(const InFlight* f) {
+  if (sink_seconds_ != nullptr && f->sent_at != std::chrono::steady_clock::time_point{}) {
+    sink_seconds_->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - f->sent_at).count());
+  }
 }
 
 prometheus::Counter& Worker::errorCounter(std::string_view cls, std::string_view stage_name) {
@@ -648,6 +671,14 @@ void Worker::complete(InFlight* f) {
     case Route::Drop:
       stats_.duplicate.Increment();
       break;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  stats_.processing.Observe(std::chrono::duration<double>(now - f->read_at).count());
+  if (int64_t ts = rd_kafka_message_timestamp(f->consumed, nullptr); ts > 0) {
+    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    stats_.end_to_end.Observe(static_cast<double>(std::max<int64_t>(0, now_ms - ts)) / 1000.0);
   }
   PartitionState* state = ownPartition(f);
   if (state != nullptr && state->tracker.complete(f->consumed->offset)) {
@@ -794,6 +825,7 @@ void Worker::revoke(rd_kafka_topic_partition_list_t* partitions, bool lost) {
     if (auto it = partitions_.find(p); it != partitions_.end()) {
       if (it->second->paused) stats_.paused.Decrement();
       metrics_.lag_messages.Remove(&it->second->lag);
+      metrics_.lag_seconds.Remove(&it->second->lag_seconds);
       metrics_.committed_offset.Remove(&it->second->committed);
       partitions_.erase(it);
     }
@@ -840,6 +872,9 @@ void Worker::updateLag() {
     if (f->consumed != nullptr && f->attempts > 0) oldest = std::min(oldest, f->blocked_since);
   }
   stats_.oldest_blocked.Set(std::chrono::duration<double>(now - oldest).count());
+  const auto now_ms = static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count());
   for (auto& [partition, state] : partitions_) {
     int64_t low = 0;
     int64_t high = 0;
@@ -851,7 +886,15 @@ void Worker::updateLag() {
     }
     int64_t position = state->tracker.commitPosition();
     if (position == CommitTracker::kUnknown) continue;
-    state->lag.Set(static_cast<double>(std::max<int64_t>(0, high - position)));
+    const int64_t lag = std::max<int64_t>(0, high - position);
+    state->lag.Set(static_cast<double>(lag));
+    // Lag in seconds: the age of the oldest message not done (the one the commit position
+    // waits for). When it is not read yet, the last one done stands in for it: the next
+    // message is at most that old, so the figure errs on the side of alarm.
+    const int64_t oldest = state->tracker.oldestPendingTimestamp();
+    double seconds = 0;
+    if (lag > 0 && oldest > 0) seconds = std::max<double>(0, (now_ms - oldest) / 1000.0);
+    state->lag_seconds.Set(seconds);
   }
 }
 
@@ -936,6 +979,7 @@ void Worker::recycle(InFlight* f) {
   f->consumed = nullptr;
   f->omit_value = false;
   f->scheduled = false;
+  f->sent_at = {};
   if (f->attempts > 0) stats_.blocked_keys.Decrement();
   f->attempts = 0;
   free_.push_back(f);

@@ -96,6 +96,7 @@ class Worker {
   void onSinkResult(InFlight* f, sinks::SendResult result);
   void blockingFailure(InFlight* f, std::string_view failed_stage, const std::string& reason);
   prometheus::Counter& errorCounter(std::string_view cls, std::string_view stage_name);
+  void observeSink(const InFlight* f);
   void complete(InFlight* f);
   void retryLater(InFlight* f);
   void discard(InFlight* f);
@@ -122,6 +123,7 @@ class Worker {
   std::unique_ptr<Router> router_;
   std::unique_ptr<sinks::Sink> sink_;  // output.http; null: the output is a Kafka topic
   prometheus::Gauge* sink_queue_ = nullptr;
+  prometheus::Histogram* sink_seconds_ = nullptr;
   std::map<std::pair<std::string_view, std::string_view>, prometheus::Counter*> error_counters_;
   observe::Metrics& metrics_;
   observe::PipelineStats stats_;

@@ -77,6 +77,13 @@ class EndToEndTest(unittest.TestCase):
                              PARTITIONS)
             self.assertEqual(kpipe.metric_sum("kpipe_partition_count_changes_total"), 0)
             self.assertEqual(kpipe.metric_sum("kpipe_paused_partitions"), 0)
+            # latency histograms: one observation per message (sink: per output write)
+            self.assertEqual(kpipe.metric_sum("kpipe_processing_seconds_count"), self.N)
+            self.assertEqual(kpipe.metric_sum("kpipe_end_to_end_seconds_count"), self.N)
+            self.assertEqual(kpipe.metric_sum("kpipe_sink_seconds_count", sink="kafka"),
+                             len(expect["output"]))
+            h.wait_for(lambda: kpipe.metric_sum("kpipe_consumer_lag_seconds") == 0, 10,
+                       "lag 0 s")
             self.assertEqual(kpipe.metric_sum("kpipe_blocked_keys"), 0)
         finally:
             code = kpipe.stop()

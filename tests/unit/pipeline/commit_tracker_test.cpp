@@ -70,3 +70,24 @@ TEST(CommitTrackerTest, ObserveEndOnlyWhenIdle) {
 
 }  // namespace
 }  // namespace kpipe::pipeline
+
+namespace kpipe::pipeline {
+namespace {
+
+TEST(CommitTrackerTimestampTest, OldestPendingIsTheOneThePositionWaitsFor) {
+  CommitTracker tracker;
+  EXPECT_EQ(tracker.oldestPendingTimestamp(), CommitTracker::kUnknown);
+  tracker.begin(10, 1000);
+  tracker.begin(11, 2000);
+  tracker.begin(12, 3000);
+  EXPECT_EQ(tracker.oldestPendingTimestamp(), 1000);
+  tracker.complete(11);  // out of order: 10 still holds the position
+  EXPECT_EQ(tracker.oldestPendingTimestamp(), 1000);
+  tracker.complete(10);
+  EXPECT_EQ(tracker.oldestPendingTimestamp(), 3000);
+  tracker.complete(12);  // none pending: the last one done
+  EXPECT_EQ(tracker.oldestPendingTimestamp(), 3000);
+}
+
+}  // namespace
+}  // namespace kpipe::pipeline
