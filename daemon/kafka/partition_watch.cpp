@@ -33,11 +33,18 @@ std::vector<PartitionCountReading> PartitionWatch::readNow() {
   const int timeout_ms = static_cast<int>(std::clamp<int64_t>(interval_.count(), 100, 5000));
   std::vector<PartitionCountReading> readings;
   for (const auto& [name, handle] : topics_) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) break;  // a stop waits for at most one metadata request
+    }
     PartitionCountReading reading{name, -1, {}};
+    if (!handle) {
+      reading.error = "cannot create a topic handle";
+      readings.push_back(std::move(reading));
+      continue;
+    }
     const rd_kafka_metadata_t* metadata = nullptr;
-    rd_kafka_resp_err_t err =
-        handle ? rd_kafka_metadata(client_, 0, handle.get(), &metadata, timeout_ms)
-               : rd_kafka_last_error();
+    rd_kafka_resp_err_t err = rd_kafka_metadata(client_, 0, handle.get(), &metadata, timeout_ms);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       reading.error = rd_kafka_err2str(err);
     } else {

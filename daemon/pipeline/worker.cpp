@@ -74,9 +74,8 @@ std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
   std::unique_ptr<Worker> w(new Worker(io, spec, options, std::move(store), metrics));
   w->sink_ = std::move(sink);
   if (spec.output.http && !w->sink_) return "pipeline " + spec.name + ": no sink for output.http";
-  w->sink_seconds_ =
-      &metrics.sink_seconds.Add({{"pipeline", spec.name}, {"sink", w->sink_ ? "http" : "kafka"}},
-                                observe::kLatencyBuckets);
+  w->sink_seconds_ = &metrics.sink_seconds.Add(
+      {{"pipeline", spec.name}, {"sink", w->sink_ ? "http" : "kafka"}}, observe::kLatencyBuckets);
   if (w->sink_) {
     w->sink_queue_ = &metrics.queue_depth.Add({{"pipeline", spec.name}, {"queue", "sink"}});
   }
@@ -174,15 +173,18 @@ Worker::Worker(boost::asio::io_context& io, const config::PipelineSpec& spec,
       stop_deadline_(io) {}
 
 Worker::~Worker() {
+  // Closed here, while every member is alive, if stop() did not: rd_kafka_destroy would close
+  // it later and run the rebalance callback on destroyed members.
+  const bool close_consumer = consumer_ && !closed_;
   closed_ = true;  // from here on, callbacks (purged deliveries, sink answers) change nothing
+  partition_watch_.reset();  // joins its thread, which uses the consumer
   if (consumer_wakeup_) consumer_wakeup_->stop();
   if (producer_wakeup_) producer_wakeup_->stop();
   for (auto& [partition, state] : partitions_) {
     state->wakeup.reset();
     state->queue.reset();
   }
-  if (consumer_ && !closed_) rd_kafka_consumer_close(consumer_.get());
-  partition_watch_.reset();  // joins its thread, which uses the producer
+  if (close_consumer) rd_kafka_consumer_close(consumer_.get());
   for (auto& [partition, state] : partitions_) {
     metrics_.lag_messages.Remove(&state->lag);
     metrics_.lag_seconds.Remove(&state->lag_seconds);
@@ -229,8 +231,10 @@ void Worker::start() {
     std::map<std::string, std::string> labels{{"pipeline", spec_.name}, {"topic", topic}};
     partition_count_changes_[topic] = &metrics_.partition_count_changes.Add(labels);
   }
+  // Through the consumer: a producer asks the broker to auto-create topics it names
+  // (allow.auto.create.topics), and a misspelt input topic must not be created.
   partition_watch_ = std::make_unique<kafka::PartitionWatch>(
-      io_, producer_.get(), watched, options_.partition_watch_interval,
+      io_, consumer_.get(), watched, options_.partition_watch_interval,
       [this](const std::vector<kafka::PartitionCountReading>& readings) {
         onPartitionCounts(readings);
       });
@@ -292,7 +296,8 @@ void Worker::onConsumerReady() {
 // messages (rdkafka_partition.c, rd_kafka_q_purge_toppar_version) and a resume fetches them
 // again, which cut throughput from 97k to 11k msg/s in tests/bench/ordering_bench.py.
 void Worker::onPartitionReady(PartitionState& state) {
-  if (closed_ || state.paused || !state.queue) return;
+  // While stopping nothing new is read: what is read would be dropped uncommitted anyway.
+  if (closed_ || stopping_ || state.paused || !state.queue) return;
   rd_kafka_message_t* batch[kConsumeBatch];
   const int32_t partition = state.partition;
   const uint64_t generation = state.generation;
@@ -346,15 +351,17 @@ void Worker::process(rd_kafka_message_t* message) {
     complete(f);
     return;
   }
-  // A message without a key failed before the key stage: an error record that need not wait
-  // for anything. Every other one waits for its turn (key, partition or a free slot).
-  if (f->decision.has_key || spec_.ordering != config::Ordering::Key) {
-    f->scheduled = true;
-    const bool start_now = state.scheduler.submit(f, f->decision.key_hash);
-    updatePause(state);
-    if (!start_now) return;
-  }
-  start(f);
+  // Every message waits for its turn (key, partition or a free slot) and counts in the
+  // partition's bound. One without a key failed before the key stage: an error record that
+  // waits for no other message, so it gets a key of its own (from its offset).
+  f->scheduled = true;
+  const uint64_t key = f->decision.has_key
+                           ? f->decision.key_hash
+                           : 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(message->offset + 1);
+  f->decision.key_hash = key;
+  const bool start_now = state.scheduler.submit(f, key);
+  updatePause(state);
+  if (start_now) start(f);
 }
 
 // Its turn has come: write it, or queue it (in order) when the producer queue is full.
@@ -509,7 +516,7 @@ void Worker::delivered(InFlight* f, rd_kafka_resp_err_t err) {
     complete(f);
     return;
   }
-  if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !f->omit_value) {
+  if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !f->omit_value && ownPartition(f) != nullptr) {
     // Retrying cannot help: the record itself is too large for the topic. An output record
     // becomes an error record (non-blocking, stage size); an error or audit record is
     // written without its value, which its headers still describe.
@@ -558,6 +565,10 @@ void Worker::onSinkResult(InFlight* f, sinks::SendResult result) {
     case sinks::SendStatus::Reject: {
       // The sink refused this message for good (e.g. HTTP 400): retrying cannot help, so it
       // is a non-blocking failure. The id was not used: give it back.
+      if (ownPartition(f) == nullptr) {  // revoked meanwhile: the next owner redoes it
+        discard(f);
+        break;
+      }
       Decision& d = f->decision;
       router_->release(d);
       d.reserved = false;
@@ -598,7 +609,10 @@ void Worker::blockingFailure(InFlight* f, std::string_view failed_stage,
     d.stage = failed_stage;
     d.error_class = error_class::kExhausted;
     d.reason = "gave up after " + std::to_string(f->attempts + 1) + " attempts: " + reason;
-    if (f->attempts++ == 0) stats_.blocked_keys.Increment();  // held until written
+    if (f->attempts++ == 0) {  // held until the error record is written
+      stats_.blocked_keys.Increment();
+      f->blocked_since = std::chrono::steady_clock::now();
+    }
     start(f);
     return;
   }
@@ -642,7 +656,9 @@ void Worker::retryLater(InFlight* f) {
       io_, std::chrono::milliseconds(static_cast<int64_t>(delay)));
   f->retry_timer->async_wait([this, f, timer = f->retry_timer, alive = std::weak_ptr<char>(alive_)](
                                  const boost::system::error_code& ec) {
-    if (ec || alive.expired()) return;  // cancelled: revoke() discarded it
+    // A timer that had already fired when revoke() or a stop cancelled it still runs, with
+    // success: only the identity check tells that `f` was discarded (and maybe reused).
+    if (ec || alive.expired() || closed_ || f->retry_timer != timer) return;
     f->retry_timer.reset();
     if (ownPartition(f) == nullptr) {
       discard(f);
@@ -873,8 +889,8 @@ void Worker::updateLag() {
   }
   stats_.oldest_blocked.Set(std::chrono::duration<double>(now - oldest).count());
   const auto now_ms = static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               std::chrono::system_clock::now().time_since_epoch())
-                                               .count());
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
   for (auto& [partition, state] : partitions_) {
     int64_t low = 0;
     int64_t high = 0;
@@ -980,6 +996,7 @@ void Worker::recycle(InFlight* f) {
   f->omit_value = false;
   f->scheduled = false;
   f->sent_at = {};
+  f->blocked_since = {};
   if (f->attempts > 0) stats_.blocked_keys.Decrement();
   f->attempts = 0;
   free_.push_back(f);

@@ -140,7 +140,7 @@ class Worker {
   kafka::QueuePtr producer_queue_;
   std::unique_ptr<kafka::QueueWakeup> consumer_wakeup_;
   std::unique_ptr<kafka::QueueWakeup> producer_wakeup_;
-  std::unique_ptr<kafka::PartitionWatch> partition_watch_;  // uses producer_
+  std::unique_ptr<kafka::PartitionWatch> partition_watch_;  // uses consumer_
   kafka::PartitionCounts partition_counts_;
   std::map<std::string, prometheus::Gauge*> topic_partitions_;
   std::map<std::string, prometheus::Counter*> partition_count_changes_;

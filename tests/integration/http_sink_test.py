@@ -11,6 +11,7 @@ import collections
 import http.server
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -159,6 +160,29 @@ class HttpSinkTest(unittest.TestCase):
             self.assertEqual(r["headers"]["kpipe.error.class"], "non_blocking")
             self.assertIn("400", r["headers"]["kpipe.error.reason"])
         self.assertEqual(len(endpoint.accepted), 90)
+
+    def test_a_stop_while_the_endpoint_is_down_exits_cleanly(self):
+        # Retry timers fire while the stop's drain deadline runs out and the revoke inside the
+        # consumer close discards their messages (a review found this crashed: a timer that
+        # had already fired ran with success after its message was discarded).
+        topic = "downstop"
+        broker = h.Broker([f"{topic}:4", f"{topic}.errors:4", f"{topic}.audit:4"])
+        self.addCleanup(broker.stop)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{s.getsockname()[1]}/events"  # nothing listens there
+        text = pipeline(topic, url).replace("concurrency: 16", "concurrency: 64").replace(
+            "retry: {initial: 100ms, max: 1s}", "retry: {initial: 5ms, max: 5ms, jitter: 0.5}")
+        config = h.ConfigDir(broker.bootstrap, {topic: text})
+        self.addCleanup(config.cleanup)
+        kpipe = h.Kpipe(config)
+        h.kcat_produce(broker.bootstrap, topic, events(4000, 1000, seed=1))
+        h.wait_for(lambda: kpipe.metric_sum("kpipe_retries_total") > 2000, 120, "retries")
+        self.assertEqual(kpipe.stop(timeout=90), 0, kpipe.log_text())
+        self.assertIn("drain timeout", kpipe.log_text())
+        # nothing was delivered, so nothing is committed (None: never committed)
+        self.assertFalse(any(h.committed_offsets(broker.bootstrap, f"{topic}-group", topic,
+                                                 4).values()))
 
 
 if __name__ == "__main__":
