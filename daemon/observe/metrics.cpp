@@ -11,8 +11,7 @@ const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
     0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30};
 const prometheus::Histogram::BucketBoundaries kEndToEndBuckets = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-    2.5,   5,      10,    30,   60,    300,  900, 3600};
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
 
 Metrics::Metrics()
     : registry_(std::make_shared<prometheus::Registry>()),
@@ -46,6 +45,17 @@ Metrics::Metrics()
                       .Help("Age of the oldest message of the partition not yet done (its "
                             "timestamp to now); 0 when caught up.")
                       .Register(*registry_)),
+      consumer_status(prometheus::BuildGauge()
+                          .Name("kpipe_consumer_status")
+                          .Help("1 for the pipeline's current status (Burrow's rules over its "
+                                "partitions: ok, warn, error), 0 for the others.")
+                          .Register(*registry_)),
+      partition_status(prometheus::BuildGauge()
+                           .Name("kpipe_partition_status")
+                           .Help("1 for the partition's current status (Burrow's rules over "
+                                 "the last minute: ok, warn, stall, stop, rewind), 0 for the "
+                                 "others.")
+                           .Register(*registry_)),
       processing(prometheus::BuildHistogram()
                      .Name("kpipe_processing_seconds")
                      .Help("Per message, from being read by kpipe to its effect being "

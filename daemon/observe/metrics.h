@@ -33,6 +33,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& oldest_blocked;    // kpipe_oldest_blocked_seconds
   prometheus::Family<prometheus::Gauge>& lag_messages;      // kpipe_consumer_lag_messages
   prometheus::Family<prometheus::Gauge>& lag_seconds;       // kpipe_consumer_lag_seconds
+  prometheus::Family<prometheus::Gauge>& consumer_status;   // kpipe_consumer_status
+  prometheus::Family<prometheus::Gauge>& partition_status;  // kpipe_partition_status
   prometheus::Family<prometheus::Histogram>& processing;    // kpipe_processing_seconds
   prometheus::Family<prometheus::Histogram>& end_to_end;    // kpipe_end_to_end_seconds
   prometheus::Family<prometheus::Histogram>& sink_seconds;  // kpipe_sink_seconds

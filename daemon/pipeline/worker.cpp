@@ -1,5 +1,6 @@
 #include "daemon/pipeline/worker.h"
 
+#include "daemon/observe/consumer_status.h"
 #include "daemon/observe/log.h"
 
 #include <boost/asio/post.hpp>
@@ -21,6 +22,15 @@ constexpr auto kTurnBudget = std::chrono::milliseconds(5);
 constexpr auto kLagInterval = std::chrono::seconds(1);
 constexpr auto kWarningInterval = std::chrono::seconds(5);
 constexpr int kProgressEveryTicks = 10;  // of kLagInterval: a progress line every 10 s
+// Burrow's 10 intervals, one every 6 s at the least (samples closer together merge): the
+// status looks at about the last minute, steady enough not to flap between ok and warn.
+const observe::StatusWindowOptions kStatusWindow{10, std::chrono::seconds(6), 0};
+
+void setStatus(const std::array<prometheus::Gauge*, 6>& gauges, observe::ConsumerStatus current) {
+  for (size_t i = 0; i < observe::kConsumerStatuses.size(); ++i) {
+    gauges[i]->Set(observe::kConsumerStatuses[i] == current ? 1 : 0);
+  }
+}
 }  // namespace
 
 // A consumed message whose effect is not acknowledged yet. Pooled: the strings in `decision`
@@ -47,9 +57,25 @@ struct Worker::PartitionState {
         labels{{"pipeline", spec.name},
                {"topic", spec.input.topic},
                {"partition", std::to_string(partition)}},
+        metrics(metrics),
         lag(metrics.lag_messages.Add(labels)),
         lag_seconds(metrics.lag_seconds.Add(labels)),
-        committed(metrics.committed_offset.Add(labels)) {}
+        committed(metrics.committed_offset.Add(labels)),
+        status_window(kStatusWindow) {
+    for (size_t i = 0; i < observe::kConsumerStatuses.size(); ++i) {
+      auto with_status = labels;
+      with_status["status"] = observe::statusName(observe::kConsumerStatuses[i]);
+      status[i] = &metrics.partition_status.Add(with_status);
+    }
+  }
+  ~PartitionState() {
+    metrics.lag_messages.Remove(&lag);
+    metrics.lag_seconds.Remove(&lag_seconds);
+    metrics.committed_offset.Remove(&committed);
+    for (auto* gauge : status) metrics.partition_status.Remove(gauge);
+  }
+  PartitionState(const PartitionState&) = delete;
+  PartitionState& operator=(const PartitionState&) = delete;
   int32_t partition;
   uint64_t generation;
   CommitTracker tracker;
@@ -62,9 +88,12 @@ struct Worker::PartitionState {
   kafka::QueuePtr queue;
   std::unique_ptr<kafka::QueueWakeup> wakeup;
   std::map<std::string, std::string> labels;
+  observe::Metrics& metrics;
   prometheus::Gauge& lag;
   prometheus::Gauge& lag_seconds;
   prometheus::Gauge& committed;
+  observe::PartitionStatusWindow status_window;  // Burrow's rules over recent samples
+  std::array<prometheus::Gauge*, 6> status{};    // kpipe_partition_status, per status
 };
 
 std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
@@ -74,6 +103,11 @@ std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
   std::unique_ptr<Worker> w(new Worker(io, spec, options, std::move(store), metrics));
   w->sink_ = std::move(sink);
   if (spec.output.http && !w->sink_) return "pipeline " + spec.name + ": no sink for output.http";
+  for (size_t i = 0; i < observe::kConsumerStatuses.size(); ++i) {
+    w->consumer_status_[i] = &metrics.consumer_status.Add(
+        {{"pipeline", spec.name}, {"status", observe::statusName(observe::kConsumerStatuses[i])}});
+  }
+  setStatus(w->consumer_status_, observe::ConsumerStatus::Ok);
   w->sink_seconds_ = &metrics.sink_seconds.Add(
       {{"pipeline", spec.name}, {"sink", w->sink_ ? "http" : "kafka"}}, observe::kLatencyBuckets);
   if (w->sink_) {
@@ -185,11 +219,8 @@ Worker::~Worker() {
     state->queue.reset();
   }
   if (close_consumer) rd_kafka_consumer_close(consumer_.get());
-  for (auto& [partition, state] : partitions_) {
-    metrics_.lag_messages.Remove(&state->lag);
-    metrics_.lag_seconds.Remove(&state->lag_seconds);
-    metrics_.committed_offset.Remove(&state->committed);
-  }
+  partitions_.clear();  // their metrics go with them
+  for (auto* gauge : consumer_status_) metrics_.consumer_status.Remove(gauge);
   for (auto& [topic, gauge] : topic_partitions_) metrics_.topic_partitions.Remove(gauge);
   for (auto& [key, counter] : error_counters_) metrics_.errors.Remove(counter);
   if (sink_queue_ != nullptr) metrics_.queue_depth.Remove(sink_queue_);
@@ -840,9 +871,6 @@ void Worker::revoke(rd_kafka_topic_partition_list_t* partitions, bool lost) {
   for (int32_t p : revoked) {
     if (auto it = partitions_.find(p); it != partitions_.end()) {
       if (it->second->paused) stats_.paused.Decrement();
-      metrics_.lag_messages.Remove(&it->second->lag);
-      metrics_.lag_seconds.Remove(&it->second->lag_seconds);
-      metrics_.committed_offset.Remove(&it->second->committed);
       partitions_.erase(it);
     }
     names += (names.empty() ? "" : ",") + std::to_string(p);
@@ -891,6 +919,7 @@ void Worker::updateLag() {
   const auto now_ms = static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                               std::chrono::system_clock::now().time_since_epoch())
                                               .count());
+  std::vector<observe::ConsumerStatus> statuses;
   for (auto& [partition, state] : partitions_) {
     int64_t low = 0;
     int64_t high = 0;
@@ -907,11 +936,17 @@ void Worker::updateLag() {
     // Lag in seconds: the age of the oldest message not done (the one the commit position
     // waits for). When it is not read yet, the last one done stands in for it: the next
     // message is at most that old, so the figure errs on the side of alarm.
-    const int64_t oldest = state->tracker.oldestPendingTimestamp();
+    const int64_t oldest_ms = state->tracker.oldestPendingTimestamp();
     double seconds = 0;
-    if (lag > 0 && oldest > 0) seconds = std::max<double>(0, (now_ms - oldest) / 1000.0);
+    if (lag > 0 && oldest_ms > 0) seconds = std::max<double>(0, (now_ms - oldest_ms) / 1000.0);
     state->lag_seconds.Set(seconds);
+    state->status_window.record({now, position, high, lag});
+    const observe::ConsumerStatus status = state->status_window.evaluate(now);
+    setStatus(state->status, status);
+    statuses.push_back(status);
   }
+  // The pipeline: Burrow's group rule (a stalled, stopped or rewound partition is an error).
+  setStatus(consumer_status_, observe::groupStatus(statuses));
 }
 
 // One line per pipeline and interval while messages flow: what an operator tailing the log

@@ -31,6 +31,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -124,6 +125,7 @@ class Worker {
   std::unique_ptr<sinks::Sink> sink_;  // output.http; null: the output is a Kafka topic
   prometheus::Gauge* sink_queue_ = nullptr;
   prometheus::Histogram* sink_seconds_ = nullptr;
+  std::array<prometheus::Gauge*, 6> consumer_status_{};  // kpipe_consumer_status, per status
   std::map<std::pair<std::string_view, std::string_view>, prometheus::Counter*> error_counters_;
   observe::Metrics& metrics_;
   observe::PipelineStats stats_;

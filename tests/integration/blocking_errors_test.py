@@ -80,6 +80,11 @@ class BlockingErrorsTest(unittest.TestCase):
             self.assertEqual(committed, 20, "committed past the message that is not written")
             self.assertEqual(kpipe.metric_sum("kpipe_inflight_messages"), 1)
             self.assertEqual(kpipe.metric_sum("kpipe_queue_depth", queue="producer"), 1)
+            # Burrow's rules: the partition is stalled (position stuck, lag), the pipeline in error
+            h.wait_for(lambda: kpipe.metric_sum("kpipe_partition_status", status="stall") == 1,
+                       30, "partition status stall")
+            self.assertEqual(kpipe.metric_sum("kpipe_consumer_status", status="error"), 1)
+            self.assertEqual(kpipe.metric_sum("kpipe_consumer_status"), 1)  # one status at a time
             # when: the broker comes back
             broker.fault("up 2")
             # then: the error record arrives and the group catches up
@@ -87,6 +92,8 @@ class BlockingErrorsTest(unittest.TestCase):
                        == 41, 60, "committed to the end", interval=0.5)
             self.assertEqual(kpipe.metric_sum("kpipe_messages_total", outcome="invalid"), 1)
             self.assertEqual(kpipe.metric_sum("kpipe_inflight_messages"), 0)
+            h.wait_for(lambda: kpipe.metric_sum("kpipe_consumer_status", status="ok") == 1, 15,
+                       "pipeline status ok again")
         finally:
             self.assertEqual(kpipe.stop(), 0, kpipe.log_text())
         errors = h.kcat_consume(broker.bootstrap, f"{topic}.errors")

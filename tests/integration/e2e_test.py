@@ -84,6 +84,10 @@ class EndToEndTest(unittest.TestCase):
                              len(expect["output"]))
             h.wait_for(lambda: kpipe.metric_sum("kpipe_consumer_lag_seconds") == 0, 10,
                        "lag 0 s")
+            # (sampled once a second: the messages may all be done before the first sample)
+            h.wait_for(lambda: kpipe.metric_sum("kpipe_partition_status", status="ok")
+                       == PARTITIONS, 10, "every partition ok")
+            self.assertEqual(kpipe.metric_sum("kpipe_consumer_status", status="ok"), 1)
             self.assertEqual(kpipe.metric_sum("kpipe_blocked_keys"), 0)
         finally:
             code = kpipe.stop()
