@@ -18,6 +18,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev librapidcheck-dev openssl
   # demo and integration tests: third-party Kafka clients, HTTP client
   kcat python3 python3-kafka curl procps
+  # alert rules and dashboard checks: promtool (package prometheus), YAML for the rule files
+  prometheus python3-yaml
 )
 
 missing=()
