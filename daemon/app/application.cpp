@@ -118,6 +118,15 @@ int run(const config::Config& config) {
     if (!failures.empty()) return observe::HttpResponse{503, "text/plain; charset=utf-8", failures};
     return observe::HttpResponse{200, "text/plain; charset=utf-8", "ok\n"};
   });
+  // Readiness (Kubernetes readinessProbe): every pipeline is in its group and healthy.
+  http.route("/readyz", [&workers] {
+    std::string waiting;
+    for (const auto& w : workers) {
+      if (auto why = w->readiness(); !why.empty()) waiting += w->name() + ": " + why + "\n";
+    }
+    if (!waiting.empty()) return observe::HttpResponse{503, "text/plain; charset=utf-8", waiting};
+    return observe::HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
+  });
   if (config.http.enabled) {
     if (auto error = http.start(config.http.listen_address, config.http.listen_port)) {
       log::error("http server", {{"error", *error}});

@@ -802,7 +802,15 @@ void Worker::onRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   }
 }
 
+std::string Worker::readiness() const {
+  if (!fatal_error_.empty()) return fatal_error_;
+  if (stopping_) return "stopping";
+  if (!joined_) return "waiting for an assignment from consumer group " + spec_.input.group;
+  return {};
+}
+
 void Worker::assign(rd_kafka_topic_partition_list_t* partitions) {
+  joined_ = true;
   std::string names;
   std::vector<PartitionState*> added;
   for (int i = 0; i < partitions->cnt; ++i) {

@@ -70,6 +70,9 @@ class Worker {
   const std::string& name() const { return spec_.name; }
   // Empty while healthy; otherwise why this pipeline cannot make progress without a restart.
   const std::string& healthError() const { return fatal_error_; }
+  // Empty when ready to take traffic (it has joined its consumer group and got an assignment,
+  // possibly empty, and is healthy and not stopping); otherwise why not.
+  std::string readiness() const;
 
  private:
   struct InFlight;
@@ -159,6 +162,7 @@ class Worker {
   boost::asio::steady_timer lag_timer_;
   boost::asio::steady_timer stop_deadline_;
   bool stopping_ = false;
+  bool joined_ = false;      // a first assignment arrived
   std::string fatal_error_;  // set once the producer failed fatally
   bool closed_ = false;
   std::function<void()> on_stopped_;

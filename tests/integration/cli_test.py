@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import unittest
+import urllib.error
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h  # noqa: E402
@@ -79,6 +80,24 @@ class CliTest(unittest.TestCase):
             self.assertIn("pipeline hook: output.http.headers", r.stderr)
             self.assertIn("Content-Length", r.stderr)
         finally:
+            config.cleanup()
+
+    def test_readyz_waits_for_the_consumer_group(self):
+        # no broker listens: alive (/healthz) but not ready (/readyz) and it says why
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            nowhere = f"127.0.0.1:{s.getsockname()[1]}"
+        pipeline = "name: p\ninput: {topic: in, group: g1}\nkey: /k\noutput: {topic: out}\n"
+        config = h.ConfigDir(nowhere, {"p": pipeline})
+        kpipe_run = h.Kpipe(config)
+        try:
+            with self.assertRaises(urllib.error.HTTPError) as caught:
+                kpipe_run.get("/readyz")
+            self.assertEqual(caught.exception.code, 503)
+            self.assertIn("p: waiting for an assignment from consumer group g1",
+                          caught.exception.read().decode())
+        finally:
+            self.assertEqual(kpipe_run.stop(), 0, kpipe_run.log_text())
             config.cleanup()
 
     def test_run_refuses_a_broken_config_and_starts_nothing(self):

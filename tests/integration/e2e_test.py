@@ -88,6 +88,7 @@ class EndToEndTest(unittest.TestCase):
             h.wait_for(lambda: kpipe.metric_sum("kpipe_partition_status", status="ok")
                        == PARTITIONS, 10, "every partition ok")
             self.assertEqual(kpipe.metric_sum("kpipe_consumer_status", status="ok"), 1)
+            self.assertEqual(kpipe.get("/readyz"), "ready\n")
             self.assertEqual(kpipe.metric_sum("kpipe_blocked_keys"), 0)
         finally:
             code = kpipe.stop()
