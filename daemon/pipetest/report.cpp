@@ -1,5 +1,6 @@
 // The outputs of `kpipe test`: text, JSON, JUnit XML, and the recorded test file.
 
+#include "daemon/observe/utf8.h"
 #include "daemon/pipetest/runner.h"
 #include "daemon/schema/rapidjson.h"
 
@@ -16,23 +17,7 @@ std::string validUtf8(std::string_view in) {
   out.reserve(in.size());
   size_t i = 0;
   while (i < in.size()) {
-    auto c = static_cast<unsigned char>(in[i]);
-    size_t length = c < 0x80           ? 1
-                    : (c >> 5) == 0x6  ? 2
-                    : (c >> 4) == 0xE  ? 3
-                    : (c >> 3) == 0x1E ? 4
-                                       : 0;
-    bool ok = length > 0 && i + length <= in.size() && !(length == 2 && c < 0xC2);
-    for (size_t k = 1; ok && k < length; ++k) {
-      ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
-    }
-    if (ok && length >= 3) {
-      // Overlong forms, surrogates and code points past U+10FFFF.
-      auto c1 = static_cast<unsigned char>(in[i + 1]);
-      if (length == 3) ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
-      if (length == 4) ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90) && c <= 0xF4;
-    }
-    if (ok) {
+    if (size_t length = observe::utf8Sequence(in.substr(i)); length > 0) {
       out.append(in.substr(i, length));
       i += length;
     } else {

@@ -1,5 +1,7 @@
 #include "daemon/sinks/http_sink.h"
 
+#include "daemon/observe/utf8.h"
+
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -248,26 +250,11 @@ std::string printable(std::string_view text, size_t max_bytes, bool more) {
   };
   size_t i = 0;
   while (i < text.size()) {
-    auto c = static_cast<unsigned char>(text[i]);
-    size_t len = c < 0x80           ? 1
-                 : (c >> 5) == 0x6  ? 2
-                 : (c >> 4) == 0xe  ? 3
-                 : (c >> 3) == 0x1e ? 4
-                                    : 0;
-    if (i + std::max<size_t>(len, 1) > max_bytes) break;
-    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
-    bool valid = len != 0 && i + len <= text.size();
-    for (size_t k = 1; valid && k < len; ++k) {
-      auto cont = static_cast<unsigned char>(text[i + k]);
-      valid = (cont >> 6) == 0x2;
-      cp = (cp << 6) | (cont & 0x3f);
-    }
-    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
-    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (valid && (cp < kMin[len] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)) {
-      valid = false;
-    }
-    if (!valid) {
+    const size_t lead_length = observe::utf8LeadLength(static_cast<unsigned char>(text[i]));
+    if (i + std::max<size_t>(lead_length, 1) > max_bytes) break;
+    uint32_t cp = 0;
+    const size_t len = observe::utf8Sequence(text.substr(i), &cp);
+    if (len == 0) {
       emit("\xef\xbf\xbd");
       i += 1;
       continue;
