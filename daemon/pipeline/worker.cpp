@@ -2,6 +2,7 @@
 
 #include "daemon/observe/consumer_status.h"
 #include "daemon/observe/log.h"
+#include "daemon/pipeline/record_headers.h"
 
 #include <boost/asio/post.hpp>
 
@@ -476,21 +477,23 @@ bool Worker::produce(InFlight* f) {
   if (original != nullptr) headers = rd_kafka_headers_copy(original);
   if (d.route != Route::Output) {
     if (headers == nullptr) headers = rd_kafka_headers_new(8);
-    auto add = [&](const char* name, const std::string& value) {
-      rd_kafka_header_add(headers, name, -1, value.data(), static_cast<ssize_t>(value.size()));
+    auto add = [&](std::string_view name, std::string_view value) {
+      rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                          static_cast<ssize_t>(value.size()));
     };
     rd_kafka_timestamp_type_t ts_type;
     int64_t timestamp = rd_kafka_message_timestamp(in, &ts_type);
-    add(d.route == Route::Error ? "kpipe.error.stage" : "kpipe.audit.stage", std::string(d.stage));
-    add(d.route == Route::Error ? "kpipe.error.reason" : "kpipe.audit.reason", d.reason);
-    if (d.route == Route::Error) add("kpipe.error.class", std::string(d.error_class));
-    add("kpipe.origin.topic", spec_.input.topic);
-    add("kpipe.origin.partition", std::to_string(in->partition));
-    add("kpipe.origin.offset", std::to_string(in->offset));
-    add("kpipe.origin.timestamp", std::to_string(timestamp));
-    add("kpipe.pipeline", spec_.name);
+    const bool error = d.route == Route::Error;
+    add(error ? header::kErrorStage : header::kAuditStage, d.stage);
+    add(error ? header::kErrorReason : header::kAuditReason, d.reason);
+    if (error) add(header::kErrorClass, d.error_class);
+    add(header::kOriginTopic, spec_.input.topic);
+    add(header::kOriginPartition, std::to_string(in->partition));
+    add(header::kOriginOffset, std::to_string(in->offset));
+    add(header::kOriginTimestamp, std::to_string(timestamp));
+    add(header::kPipeline, spec_.name);
     if (f->omit_value) {
-      add("kpipe.error.value_omitted",
+      add(header::kErrorValueOmitted,
           std::to_string(in->len) + " bytes: too large for " + rd_kafka_topic_name(topic));
     }
   }

@@ -14,6 +14,8 @@
 // The pure parts (arguments, times, the filter decision, headers, the report) are exposed for
 // tests. Everything runs synchronously on the calling thread; thread-compatible.
 
+#include "daemon/pipeline/record_headers.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
@@ -27,14 +29,15 @@
 
 namespace kpipe::replay {
 
-// Header names kpipe writes on error records (pipeline/worker.cpp) and the one replay adds.
-inline constexpr std::string_view kHeaderPrefix = "kpipe.";
-inline constexpr std::string_view kStageHeader = "kpipe.error.stage";
-inline constexpr std::string_view kReasonHeader = "kpipe.error.reason";
-inline constexpr std::string_view kValueOmittedHeader = "kpipe.error.value_omitted";
-inline constexpr std::string_view kOriginTopicHeader = "kpipe.origin.topic";
-inline constexpr std::string_view kOriginTimestampHeader = "kpipe.origin.timestamp";
-inline constexpr std::string_view kReplayOriginHeader = "kpipe.replay.origin";
+// Header names kpipe writes on error records (pipeline/record_headers.h) and the one replay
+// adds.
+inline constexpr std::string_view kHeaderPrefix = pipeline::header::kPrefix;
+inline constexpr std::string_view kStageHeader = pipeline::header::kErrorStage;
+inline constexpr std::string_view kReasonHeader = pipeline::header::kErrorReason;
+inline constexpr std::string_view kValueOmittedHeader = pipeline::header::kErrorValueOmitted;
+inline constexpr std::string_view kOriginTopicHeader = pipeline::header::kOriginTopic;
+inline constexpr std::string_view kOriginTimestampHeader = pipeline::header::kOriginTimestamp;
+inline constexpr std::string_view kReplayOriginHeader = pipeline::header::kReplayOrigin;
 
 // Milliseconds since the Unix epoch.
 using Millis = int64_t;
