@@ -6,6 +6,7 @@
 #include "daemon/replay/replay.h"
 #include "daemon/version.h"
 
+#include <csignal>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -89,6 +90,9 @@ int brokerCommand(const std::vector<std::string_view>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A peer that closed its connection (Redis, an HTTP endpoint, a pipe to `head`) is an error
+  // on that write, not a reason to die: hiredis writes with write(2), which raises SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   std::vector<std::string_view> args(argv + 1, argv + argc);
   if (args.empty()) return usage(2);
   std::string_view command = args[0];

@@ -13,11 +13,12 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang
   # libraries
   librdkafka-dev libyaml-cpp-dev rapidjson-dev libvalijson-dev libboost-dev prometheus-cpp-dev
+  libhiredis-dev liblmdb-dev
   libssl-dev
   # tests (openssl: the HTTP sink tests make their certificates with it)
-  libgtest-dev libgmock-dev librapidcheck-dev openssl
+  libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev openssl
   # demo and integration tests: third-party Kafka clients, HTTP client
-  kcat python3 python3-kafka curl procps
+  kcat python3 python3-kafka curl procps redis-server lmdb-utils
   # alert rules and dashboard checks: promtool (package prometheus), YAML for the rule files
   prometheus python3-yaml
 )

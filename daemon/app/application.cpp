@@ -1,7 +1,7 @@
 #include "daemon/app/application.h"
 
 #include "daemon/config/loader.h"
-#include "daemon/dedup/memory_store.h"
+#include "daemon/dedup/factory.h"
 #include "daemon/kafka/embedded_broker.h"
 #include "daemon/kafka/handle.h"
 #include "daemon/observe/http_server.h"
@@ -22,7 +22,9 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 namespace kpipe::app {
@@ -37,15 +39,37 @@ std::set<std::string> topicsOf(const config::PipelineSpec& p) {
   return topics;
 }
 
-// The pipeline's dedup store. Named memory stores are per pipeline too: the memory store is
-// not shared across threads and each pipeline's ids are its own.
-std::pair<std::unique_ptr<dedup::Store>, std::chrono::milliseconds> makeStore(
-    const config::Config& config, const config::PipelineSpec& p) {
-  if (!p.dedup) return {nullptr, std::chrono::milliseconds(0)};
-  config::StoreSpec spec;
-  if (!p.dedup->store.empty()) spec = config.stores.at(p.dedup->store);
-  return {std::make_unique<dedup::MemoryStore>(spec.max_entries), spec.ttl};
-}
+// The dedup stores the pipelines name, opened once and shared (each pipeline gets a session
+// of its own); a pipeline with dedup but no store gets a private memory store.
+class Stores {
+ public:
+  std::optional<std::string> open(const config::Config& config, observe::Metrics& metrics) {
+    for (const auto& p : config.pipelines) {
+      if (!p.dedup || by_name_.contains(p.dedup->store)) continue;
+      config::StoreSpec spec;
+      spec.name = "memory";
+      if (!p.dedup->store.empty()) spec = config.stores.at(p.dedup->store);
+      auto made = dedup::makeStore(spec, &metrics);
+      if (auto* error = std::get_if<std::string>(&made))
+        return "store " + spec.name + ": " + *error;
+      by_name_[p.dedup->store] = std::move(std::get<std::unique_ptr<dedup::Store>>(made));
+      const char* type = spec.type == config::StoreType::Redis  ? "redis"
+                         : spec.type == config::StoreType::Lmdb ? "lmdb"
+                                                                : "memory";
+      std::string where = spec.type == config::StoreType::Redis  ? spec.redis.display
+                          : spec.type == config::StoreType::Lmdb ? spec.path.string()
+                                                                 : "in process";
+      log::info("dedup store ready", {{"store", spec.name}, {"type", type}, {"at", where}});
+    }
+    return std::nullopt;
+  }
+  dedup::Store* forPipeline(const config::PipelineSpec& p) {
+    return p.dedup ? by_name_.at(p.dedup->store).get() : nullptr;
+  }
+
+ private:
+  std::map<std::string, std::unique_ptr<dedup::Store>> by_name_;  // "" = the private default
+};
 
 }  // namespace
 
@@ -84,9 +108,14 @@ int run(const config::Config& config) {
   options.properties = config.kafka.properties;
   options.consumer_properties = config.kafka.consumer_properties;
   options.producer_properties = config.kafka.producer_properties;
+  // Declared before the workers, which use them: they go after the workers.
+  Stores stores;
+  if (auto error = stores.open(config, metrics)) {
+    log::error("cannot open dedup store", {{"error", *error}});
+    return 1;
+  }
   std::vector<std::unique_ptr<pipeline::Worker>> workers;
   for (const auto& p : config.pipelines) {
-    auto [store, ttl] = makeStore(config, p);
     std::unique_ptr<sinks::Sink> sink;
     if (p.output.http) {
       auto http = sinks::HttpSink::create(io, *p.output.http);
@@ -97,7 +126,7 @@ int run(const config::Config& config) {
       sink = std::move(std::get<std::unique_ptr<sinks::HttpSink>>(http));
     }
     auto created =
-        pipeline::Worker::create(io, p, options, std::move(store), ttl, std::move(sink), metrics);
+        pipeline::Worker::create(io, p, options, stores.forPipeline(p), std::move(sink), metrics);
     if (auto* error = std::get_if<std::string>(&created)) {
       log::error("cannot start pipeline", {{"pipeline", p.name}, {"error", *error}});
       return 1;
@@ -191,7 +220,7 @@ int check(const std::string& config_file) {
     }
     for (const auto& p : loaded.config->pipelines) {
       // Compiles the schemas exactly as `run` would.
-      auto router = pipeline::Router::build(p, nullptr, std::chrono::milliseconds(0));
+      auto router = pipeline::Router::build(p);
       if (auto* error = std::get_if<std::string>(&router)) {
         errors.push_back(p.where.str() + ": pipeline " + p.name + ": " + *error);
       }

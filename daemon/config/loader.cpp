@@ -3,6 +3,7 @@
 #include "daemon/config/reader.h"
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
 #include <map>
 
@@ -92,21 +93,120 @@ void readHttp(ObjectReader& r, HttpSpec& http) {
   r.scalar("enabled", http.enabled, detail::boolean());
 }
 
-void readStore(ObjectReader& r, StoreSpec& store) {
+// redis://[[user]:password@]host[:port][/db]; the reason when it is not.
+std::optional<std::string> parseRedisUrl(std::string_view url, StoreSpec::Redis& out) {
+  constexpr std::string_view scheme = "redis://";
+  if (!url.starts_with(scheme)) {
+    return "expected redis://[[user]:password@]host[:port][/db] (rediss:// and unix sockets "
+           "are not supported)";
+  }
+  std::string_view rest = url.substr(scheme.size());
+  std::string_view path;
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    path = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  std::string masked(scheme);
+  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view credentials = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    auto colon = credentials.find(':');
+    if (colon == std::string_view::npos) return "credentials must be user:password or :password";
+    out.username = std::string(credentials.substr(0, colon));
+    out.password = std::string(credentials.substr(colon + 1));
+    masked += out.username + ":***@";
+  }
+  std::string_view host = rest;
+  if (!rest.empty() && rest.front() == '[') {  // [::1]:6379
+    auto close = rest.find(']');
+    if (close == std::string_view::npos) return "unclosed [ in host";
+    host = rest.substr(1, close - 1);
+    rest = rest.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return "expected :port after ]";
+  } else if (auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    rest = rest.substr(colon);
+  } else {
+    rest = {};
+  }
+  if (host.empty()) return "no host";
+  out.host = std::string(host);
+  if (!rest.empty()) {
+    unsigned port = 0;
+    auto digits = rest.substr(1);
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+    if (ec != std::errc() || end != digits.data() + digits.size() || port == 0 || port > 65535) {
+      return "port " + detail::quote(digits) + " is not a number from 1 to 65535";
+    }
+    out.port = static_cast<uint16_t>(port);
+  }
+  if (!path.empty()) {
+    auto [end, ec] = std::from_chars(path.data(), path.data() + path.size(), out.db);
+    if (ec != std::errc() || end != path.data() + path.size() || out.db < 0) {
+      return "database " + detail::quote(path) + " is not a number (redis://host:port/0)";
+    }
+  }
+  masked += (out.host.find(':') != std::string::npos ? "[" + out.host + "]" : out.host) + ":" +
+            std::to_string(out.port) + "/" + std::to_string(out.db);
+  out.display = masked;
+  return std::nullopt;
+}
+
+void readStore(ObjectReader& r, StoreSpec& store, const fs::path& base_dir) {
   std::optional<Field> type = r.field("type", Need::Required);
   std::optional<std::string> type_name;
   if (type) type_name = r.context().scalar(*type, detail::nonEmptyString());
-  if (type_name == "redis" || type_name == "lmdb") {
-    r.context().error(*type, "store type '" + *type_name + "' is not available yet (only memory)");
-    // Its fields (url, path) are right for that type; calling them unknown would mislead.
+  if (type_name == "memory") {
+    store.type = StoreType::Memory;
+  } else if (type_name == "redis") {
+    store.type = StoreType::Redis;
+  } else if (type_name == "lmdb") {
+    store.type = StoreType::Lmdb;
+  } else {
+    if (type_name) {
+      r.context().error(*type, "unknown store type " + detail::quote(*type_name) +
+                                   " (use memory, redis or lmdb)");
+    }
     r.ignoreUnknownKeys();
     return;
   }
-  if (type_name && type_name != "memory") {
-    r.context().error(*type, "unknown store type " + detail::quote(*type_name) + " (use memory)");
-  }
   r.scalar("ttl", store.ttl, detail::durationAtLeast(Duration(1)));
-  r.scalar("max_entries", store.max_entries, detail::integerIn<uint64_t>(1));
+  r.scalar("reservation_ttl", store.reservation_ttl, detail::durationAtLeast(Duration(1)));
+  switch (store.type) {
+    case StoreType::Memory:
+      r.scalar("max_entries", store.max_entries, detail::integerIn<uint64_t>(1));
+      break;
+    case StoreType::Redis: {
+      if (auto url = r.field("url", Need::Required)) {
+        if (auto text = r.context().scalar(*url, detail::nonEmptyString())) {
+          if (auto error = parseRedisUrl(*text, store.redis)) {
+            r.context().error(*url, "redis url: " + *error);
+          }
+        }
+      }
+      r.scalar("timeout", store.timeout, detail::durationAtLeast(Duration(1)));
+      r.scalar("prefix", store.prefix, detail::anyString());
+      break;
+    }
+    case StoreType::Lmdb:
+      if (auto path = r.field("path", Need::Required)) {
+        if (auto text = r.context().scalar(*path, detail::nonEmptyString())) {
+          store.path = (base_dir / *text).lexically_normal();
+        }
+      }
+      r.scalar("map_size", store.map_size, detail::sizeAtLeast(1 << 20));
+      break;
+  }
+  // A field of another store type: say whose it is, rather than "unknown key".
+  static const std::pair<const char*, const char*> kTypeFields[] = {
+      {"max_entries", "memory"}, {"url", "redis"}, {"timeout", "redis"},
+      {"prefix", "redis"},       {"path", "lmdb"}, {"map_size", "lmdb"}};
+  for (const auto& [key, owner] : kTypeFields) {
+    if (*type_name != owner && r.has(key)) {
+      r.field(key);
+      r.error(key, std::string(key) + " applies to " + owner + " stores, not " + *type_name);
+    }
+  }
 }
 
 void readLog(ObjectReader& r, LogSpec& log) {
@@ -201,7 +301,8 @@ MainResult readMain(Context& context, const YAML::Node& root, const fs::path& fi
         store.name = entry.name;
         store.where = SourceLocation{context.diagnostics().file(), entry.key_mark.line + 1,
                                      entry.key_mark.column + 1};
-        detail::readObject(context, entry, [&](ObjectReader& e) { readStore(e, store); });
+        detail::readObject(context, entry,
+                           [&](ObjectReader& e) { readStore(e, store, config.base_dir); });
       });
     });
   }

@@ -45,13 +45,30 @@ struct HttpSpec {
   bool enabled = true;
 };
 
-enum class StoreType { Memory };
+enum class StoreType { Memory, Redis, Lmdb };
 
+// A dedup store (dedup/store.h), named in kpipe.yaml and used by pipelines' dedup.store.
 struct StoreSpec {
   std::string name;
   StoreType type = StoreType::Memory;
-  Duration ttl = std::chrono::hours(24 * 7);
-  uint64_t max_entries = 10'000'000;
+  Duration ttl = std::chrono::hours(24 * 7);  // how long a processed id is remembered
+  // How long a reservation lives without a confirm (a crash between effect and confirm). It
+  // must outlast one attempt at the effect (message.timeout.ms, the HTTP sink's timeout).
+  Duration reservation_ttl = std::chrono::minutes(5);
+  uint64_t max_entries = 10'000'000;  // memory: ids held at most (oldest go first)
+  // redis: from url, redis://[[user]:password@]host[:port][/db]
+  struct Redis {
+    std::string host;
+    uint16_t port = 6379;
+    int db = 0;
+    std::string username;
+    std::string password;
+    std::string display;  // the url with the password masked, for logs and status
+  } redis;
+  Duration timeout = std::chrono::seconds(2);  // redis: connect, and one batch's round trip
+  std::string prefix = "kpipe:dedup:";         // redis: key prefix, before pipeline:id
+  std::filesystem::path path;                  // lmdb: directory of the database
+  uint64_t map_size = 1ULL << 30;              // lmdb: the most the database may grow to
   SourceLocation where;
 };
 

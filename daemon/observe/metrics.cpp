@@ -71,6 +71,12 @@ Metrics::Metrics()
                        .Help("Per write to the output (sink kafka: produce to delivery report; "
                              "sink http: one request), failed attempts included.")
                        .Register(*registry_)),
+      store_seconds(prometheus::BuildHistogram()
+                        .Name("kpipe_store_seconds")
+                        .Help("Per dedup store operation (op reserve, confirm, release), from "
+                              "request to answer: waiting for the store's batch included; "
+                              "failed ones included.")
+                        .Register(*registry_)),
       committed_offset(prometheus::BuildGauge()
                            .Name("kpipe_committed_offset")
                            .Help("Next offset to consume as stored for commit, per partition.")

@@ -27,24 +27,25 @@ class Metrics {
   prometheus::Registry& registry() { return *registry_; }
 
   std::shared_ptr<prometheus::Registry> registry_;
-  prometheus::Family<prometheus::Counter>& messages;        // kpipe_messages_total
-  prometheus::Family<prometheus::Counter>& errors;          // kpipe_errors_total
-  prometheus::Family<prometheus::Counter>& retries;         // kpipe_retries_total
-  prometheus::Family<prometheus::Gauge>& oldest_blocked;    // kpipe_oldest_blocked_seconds
-  prometheus::Family<prometheus::Gauge>& lag_messages;      // kpipe_consumer_lag_messages
-  prometheus::Family<prometheus::Gauge>& lag_seconds;       // kpipe_consumer_lag_seconds
-  prometheus::Family<prometheus::Gauge>& consumer_status;   // kpipe_consumer_status
-  prometheus::Family<prometheus::Gauge>& partition_status;  // kpipe_partition_status
-  prometheus::Family<prometheus::Histogram>& processing;    // kpipe_processing_seconds
-  prometheus::Family<prometheus::Histogram>& end_to_end;    // kpipe_end_to_end_seconds
-  prometheus::Family<prometheus::Histogram>& sink_seconds;  // kpipe_sink_seconds
-  prometheus::Family<prometheus::Gauge>& committed_offset;  // kpipe_committed_offset
-  prometheus::Family<prometheus::Gauge>& inflight;          // kpipe_inflight_messages
-  prometheus::Family<prometheus::Gauge>& assigned;          // kpipe_assigned_partitions
-  prometheus::Family<prometheus::Gauge>& queue_depth;       // kpipe_queue_depth
-  prometheus::Family<prometheus::Gauge>& paused;            // kpipe_paused_partitions
-  prometheus::Family<prometheus::Gauge>& blocked_keys;      // kpipe_blocked_keys
-  prometheus::Family<prometheus::Gauge>& topic_partitions;  // kpipe_topic_partitions
+  prometheus::Family<prometheus::Counter>& messages;         // kpipe_messages_total
+  prometheus::Family<prometheus::Counter>& errors;           // kpipe_errors_total
+  prometheus::Family<prometheus::Counter>& retries;          // kpipe_retries_total
+  prometheus::Family<prometheus::Gauge>& oldest_blocked;     // kpipe_oldest_blocked_seconds
+  prometheus::Family<prometheus::Gauge>& lag_messages;       // kpipe_consumer_lag_messages
+  prometheus::Family<prometheus::Gauge>& lag_seconds;        // kpipe_consumer_lag_seconds
+  prometheus::Family<prometheus::Gauge>& consumer_status;    // kpipe_consumer_status
+  prometheus::Family<prometheus::Gauge>& partition_status;   // kpipe_partition_status
+  prometheus::Family<prometheus::Histogram>& processing;     // kpipe_processing_seconds
+  prometheus::Family<prometheus::Histogram>& end_to_end;     // kpipe_end_to_end_seconds
+  prometheus::Family<prometheus::Histogram>& sink_seconds;   // kpipe_sink_seconds
+  prometheus::Family<prometheus::Histogram>& store_seconds;  // kpipe_store_seconds
+  prometheus::Family<prometheus::Gauge>& committed_offset;   // kpipe_committed_offset
+  prometheus::Family<prometheus::Gauge>& inflight;           // kpipe_inflight_messages
+  prometheus::Family<prometheus::Gauge>& assigned;           // kpipe_assigned_partitions
+  prometheus::Family<prometheus::Gauge>& queue_depth;        // kpipe_queue_depth
+  prometheus::Family<prometheus::Gauge>& paused;             // kpipe_paused_partitions
+  prometheus::Family<prometheus::Gauge>& blocked_keys;       // kpipe_blocked_keys
+  prometheus::Family<prometheus::Gauge>& topic_partitions;   // kpipe_topic_partitions
   prometheus::Family<prometheus::Counter>& partition_count_changes;
   // ^ kpipe_partition_count_changes_total
   prometheus::Family<prometheus::Gauge>& build_info;  // kpipe_build_info

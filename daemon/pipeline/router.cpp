@@ -99,10 +99,8 @@ void Decision::clear() {
   reserved = false;
 }
 
-std::variant<std::unique_ptr<Router>, std::string> Router::build(const config::PipelineSpec& spec,
-                                                                 dedup::Store* store,
-                                                                 std::chrono::milliseconds ttl) {
-  std::unique_ptr<Router> router(new Router(spec, store, ttl));
+std::variant<std::unique_ptr<Router>, std::string> Router::build(const config::PipelineSpec& spec) {
+  std::unique_ptr<Router> router(new Router(spec));
   auto compile =
       [&](const std::filesystem::path& file) -> std::variant<schema::SchemaPtr, std::string> {
     auto compiled = schema::compileFile(file);
@@ -134,10 +132,8 @@ std::variant<std::unique_ptr<Router>, std::string> Router::build(const config::P
   return router;
 }
 
-Router::Router(const config::PipelineSpec& spec, dedup::Store* store, std::chrono::milliseconds ttl)
+Router::Router(const config::PipelineSpec& spec)
     : spec_(spec),
-      store_(store),
-      dedup_ttl_(ttl),
       key_{spec.key_pointer, rapidjson::Pointer(spec.key_pointer.c_str())},
       parse_buffer_(kParseBufferBytes),
       stack_buffer_(kStackBufferBytes),
@@ -264,32 +260,17 @@ void Router::route(const char* value, size_t size, Decision& d) {
     // RapidJSON's checks throw (schema/rapidjson.h); the message is bad, the daemon is fine.
     return fail(d, stage::kDecode, std::string("cannot decode: ") + e.what());
   }
-
-  if (store_ != nullptr && id_) {
-    switch (store_->reserve(d.id, kReservationTtl)) {
-      case dedup::ReserveResult::New:
-        d.reserved = true;
-        break;
-      case dedup::ReserveResult::InProgress:
-      case dedup::ReserveResult::Done:
-        // In memory, a reservation is only ever held by this pipeline: an earlier copy of the id
-        // is in flight in the current assignment (the worker gives back the reservations of
-        // revoked partitions), and it is retried until it is written: this one is a duplicate.
-        d.route = spec_.dedup->on_duplicate == config::DedupSpec::OnDuplicate::Audit ? Route::Audit
-                                                                                     : Route::Drop;
-        d.stage = stage::kDedup;
-        d.reason = "duplicate: message id " + quote(d.id) + " was already processed";
-        break;
-    }
-  }
 }
 
-void Router::confirm(const Decision& d) {
-  if (d.reserved && store_ != nullptr) store_->confirm(d.id, dedup_ttl_);
-}
-
-void Router::release(const Decision& d) {
-  if (d.reserved && store_ != nullptr) store_->release(d.id);
+void Router::markDuplicate(Decision& d, dedup::ReserveResult seen) const {
+  d.route = spec_.dedup && spec_.dedup->on_duplicate == config::DedupSpec::OnDuplicate::Drop
+                ? Route::Drop
+                : Route::Audit;
+  d.stage = stage::kDedup;
+  d.reserved = false;
+  d.reason = "duplicate: message id " + quote(d.id) +
+             (seen == dedup::ReserveResult::Done ? " was already processed"
+                                                 : " is being processed by another copy");
 }
 
 }  // namespace kpipe::pipeline

@@ -1,6 +1,7 @@
 #pragma once
 // The message stages of a pipeline, without Kafka: size check → decode → key → id → type →
-// schema → dedup reserve. route() says where one input value goes and why.
+// schema. route() says where one input value goes and why; the dedup stage (the id read here,
+// checked against a store) is the worker's, as the store may answer later.
 //
 // Every failure is non-blocking (the message itself is bad) and comes back as a value with
 // the stage and a reason a person can act on; route() never throws on input.
@@ -64,44 +65,36 @@ struct Decision {
   uint64_t key_hash = 0;
   bool has_key = false;
   std::string id;         // the message id when dedup is on and it was read
-  bool reserved = false;  // a dedup reservation was taken: confirm after the ack
+  bool reserved = false;  // a dedup reservation is held: confirm after the ack, or release
   void clear();
 };
 
 class Router {
  public:
-  // Compiles the pipeline's schemas. `store` may be null when the pipeline has no dedup; it
-  // must outlive the Router. Errors name the schema file.
-  static std::variant<std::unique_ptr<Router>, std::string> build(
-      const config::PipelineSpec& spec, dedup::Store* store, std::chrono::milliseconds dedup_ttl);
+  // Compiles the pipeline's schemas. Errors name the schema file.
+  static std::variant<std::unique_ptr<Router>, std::string> build(const config::PipelineSpec& spec);
 
   // `value` is null for a tombstone. Fills `decision` (cleared first; its buffers are reused).
   void route(const char* value, size_t size, Decision& decision);
 
-  // The effect of a routed message was acknowledged: a reservation becomes a remembered id.
-  void confirm(const Decision& decision);
-  // The effect failed and will be retried later: give the reservation back.
-  void release(const Decision& decision);
+  // The dedup store has seen `decision.id` (Done, or InProgress for good): audit or drop it,
+  // per dedup.on_duplicate.
+  void markDuplicate(Decision& decision, dedup::ReserveResult seen) const;
 
   const config::PipelineSpec& spec() const { return spec_; }
-
-  // How long a reservation lives without a confirm (a crash between the two).
-  static constexpr std::chrono::milliseconds kReservationTtl = std::chrono::minutes(5);
 
  private:
   struct Pointer {
     std::string text;
     rapidjson::Pointer pointer;
   };
-  Router(const config::PipelineSpec& spec, dedup::Store* store, std::chrono::milliseconds ttl);
+  explicit Router(const config::PipelineSpec& spec);
   void fail(Decision& d, std::string_view stage, std::string reason);
   // Reads a scalar at `p` as key/id text. Returns the reason when it cannot.
   std::optional<std::string> readScalar(const Pointer& p, std::string_view what, std::string& out,
                                         bool allow_number) const;
 
   config::PipelineSpec spec_;
-  dedup::Store* store_;
-  std::chrono::milliseconds dedup_ttl_;
   Pointer key_;
   std::optional<Pointer> output_key_;  // set only when it differs from the pipeline key
   std::optional<Pointer> id_;

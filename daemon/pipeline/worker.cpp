@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <random>
 #include <set>
@@ -44,7 +45,10 @@ struct Worker::InFlight {
   std::chrono::steady_clock::time_point read_at{};        // handed to kpipe
   std::chrono::steady_clock::time_point sent_at{};        // last write to the output started
   std::chrono::steady_clock::time_point blocked_since{};  // first blocking failure
-  bool scheduled = false;   // went through its partition's KeyScheduler: finish() it when done
+  bool scheduled = false;  // went through its partition's KeyScheduler: finish() it when done
+  // The output acknowledged it; what is left is confirming its id in the dedup store (retried
+  // on its own: the effect is not redone).
+  bool effect_done = false;
   bool omit_value = false;  // the record was too large for its topic: written without value
   std::shared_ptr<boost::asio::steady_timer> retry_timer;  // set while waiting for a retry
 };
@@ -99,9 +103,13 @@ struct Worker::PartitionState {
 
 std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
     boost::asio::io_context& io, const config::PipelineSpec& spec, const WorkerOptions& options,
-    std::unique_ptr<dedup::Store> store, std::chrono::milliseconds dedup_ttl,
-    std::unique_ptr<sinks::Sink> sink, observe::Metrics& metrics) {
-  std::unique_ptr<Worker> w(new Worker(io, spec, options, std::move(store), metrics));
+    dedup::Store* store, std::unique_ptr<sinks::Sink> sink, observe::Metrics& metrics) {
+  std::unique_ptr<Worker> w(new Worker(io, spec, options, metrics));
+  if (spec.dedup) {
+    if (store == nullptr) return "pipeline " + spec.name + ": no dedup store";
+    w->store_name_ = store->name();
+    w->session_ = store->open(io, spec.name);
+  }
   w->sink_ = std::move(sink);
   if (spec.output.http && !w->sink_) return "pipeline " + spec.name + ": no sink for output.http";
   for (size_t i = 0; i < observe::kConsumerStatuses.size(); ++i) {
@@ -114,7 +122,7 @@ std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
   if (w->sink_) {
     w->sink_queue_ = &metrics.queue_depth.Add({{"pipeline", spec.name}, {"queue", "sink"}});
   }
-  auto router = Router::build(spec, w->store_.get(), dedup_ttl);
+  auto router = Router::build(spec);
   if (auto* error = std::get_if<std::string>(&router)) return *error;
   w->router_ = std::move(std::get<std::unique_ptr<Router>>(router));
 
@@ -196,12 +204,10 @@ std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
 }
 
 Worker::Worker(boost::asio::io_context& io, const config::PipelineSpec& spec,
-               const WorkerOptions& options, std::unique_ptr<dedup::Store> store,
-               observe::Metrics& metrics)
+               const WorkerOptions& options, observe::Metrics& metrics)
     : io_(io),
       spec_(spec),
       options_(options),
-      store_(std::move(store)),
       metrics_(metrics),
       stats_(metrics, spec.name),
       lag_timer_(io),
@@ -211,7 +217,8 @@ Worker::~Worker() {
   // Closed here, while every member is alive, if stop() did not: rd_kafka_destroy would close
   // it later and run the rebalance callback on destroyed members.
   const bool close_consumer = consumer_ && !closed_;
-  closed_ = true;  // from here on, callbacks (purged deliveries, sink answers) change nothing
+  closed_ = true;    // from here on, callbacks (purged deliveries, sink answers) change nothing
+  session_.reset();  // no store answer arrives after this
   partition_watch_.reset();  // joins its thread, which uses the consumer
   if (consumer_wakeup_) consumer_wakeup_->stop();
   if (producer_wakeup_) producer_wakeup_->stop();
@@ -396,13 +403,116 @@ void Worker::process(rd_kafka_message_t* message) {
   if (start_now) start(f);
 }
 
-// Its turn has come: write it, or queue it (in order) when the producer queue is full.
+// Its turn has come: reserve its id (dedup), then write it, or queue it (in order) when the
+// producer queue is full; once written, confirm its id. Called again, from the top, after a
+// retry's backoff: each step knows whether it is done.
 void Worker::start(InFlight* f) {
-  if (sink_ && f->decision.route == Route::Output) {
-    sendToSink(f);
+  const Decision& d = f->decision;
+  if (d.route == Route::Output && session_) {
+    if (f->effect_done) return confirm(f);
+    if (!d.reserved) return reserve(f);
+  }
+  if (d.route == Route::Drop) return complete(f);
+  if (sink_ && d.route == Route::Output) return sendToSink(f);
+  if (!blocked_.empty() || !produce(f)) block(f);
+}
+
+// ---- dedup (DESIGN.md §1.5): reserve before the effect, confirm after it ----
+
+// Names this copy of the message in the store, so that asking again after a lost answer
+// finds its own reservation. Only the partition and offset: the store adds the process.
+std::string_view Worker::ownerOf(const InFlight* f, std::array<char, 32>& buffer) {
+  char* end = std::to_chars(buffer.data(), buffer.data() + 11, f->consumed->partition).ptr;
+  *end++ = ':';
+  end = std::to_chars(end, buffer.data() + buffer.size(), f->consumed->offset).ptr;
+  return {buffer.data(), static_cast<size_t>(end - buffer.data())};
+}
+
+// The answer may come inside this call (memory store) or later: nothing touches `f` after it.
+void Worker::reserve(InFlight* f) {
+  std::array<char, 32> owner;
+  session_->reserve(f->decision.id, ownerOf(f, owner),
+                    [this, f](const dedup::ReserveReply& reply) { onReserved(f, reply); });
+}
+
+void Worker::onReserved(InFlight* f, const dedup::ReserveReply& reply) {
+  if (closed_) return;
+  Decision& d = f->decision;
+  if (reply.error.empty() && reply.result == dedup::ReserveResult::New) d.reserved = true;
+  if (ownPartition(f) == nullptr) {  // revoked meanwhile: the next owner redoes it
+    discard(f);
     return;
   }
-  if (!blocked_.empty() || !produce(f)) block(f);
+  if (!reply.error.empty()) {
+    // The store is down or slow: a blocking failure. Never go on without an answer: that
+    // would pass the message through undeduplicated.
+    blockingFailure(f, stage::kDedup, "store " + store_name_ + ": " + reply.error);
+    return;
+  }
+  switch (reply.result) {
+    case dedup::ReserveResult::New:
+      start(f);
+      break;
+    case dedup::ReserveResult::Done:
+      router_->markDuplicate(d, dedup::ReserveResult::Done);
+      start(f);  // to the audit topic, or dropped
+      break;
+    case dedup::ReserveResult::InProgress:
+      // Another copy holds the id (another member after a rebalance, or a copy under another
+      // key): it is not known yet whether its effect will happen, so this one is not a
+      // duplicate yet. Ask again after a backoff; a holder that crashed lets go when its
+      // reservation expires.
+      logRateLimited("message id is being processed by another copy, will retry",
+                     "id " + d.id + " (partition " + std::to_string(f->consumed->partition) +
+                         " offset " + std::to_string(f->consumed->offset) + ")");
+      retryLater(f);
+      break;
+  }
+}
+
+// The output acknowledged the message: remember its id, then it is done.
+void Worker::effectDone(InFlight* f) {
+  if (f->decision.route == Route::Output && f->decision.reserved) {
+    f->effect_done = true;
+    confirm(f);
+    return;
+  }
+  complete(f);
+}
+
+void Worker::confirm(InFlight* f) {
+  session_->confirm(f->decision.id, [this, f](std::string_view error) { onConfirmed(f, error); });
+}
+
+void Worker::onConfirmed(InFlight* f, std::string_view error) {
+  if (closed_) return;
+  if (error.empty()) {
+    f->decision.reserved = false;
+    complete(f);
+    return;
+  }
+  // The effect happened but its id is not remembered yet: retry the confirm (only), with the
+  // key held and the commit position below the message, so that a crash now redoes it.
+  errorCounter(error_class::kBlocking, stage::kDedup).Increment();
+  if (ownPartition(f) == nullptr) {
+    discard(f);
+    return;
+  }
+  logRateLimited("dedup confirm failed, will retry",
+                 "store " + store_name_ + ": " + std::string(error) + " (partition " +
+                     std::to_string(f->consumed->partition) + " offset " +
+                     std::to_string(f->consumed->offset) + ")");
+  retryLater(f);
+}
+
+// Gives back the reservation of a message whose effect did not happen (failed, refused or
+// revoked), so that the next attempt, or the next owner, can take it at once.
+void Worker::releaseReservation(InFlight* f) {
+  Decision& d = f->decision;
+  if (!d.reserved || !session_) return;
+  std::array<char, 32> owner;
+  session_->release(d.id, ownerOf(f, owner));
+  d.reserved = false;
 }
 
 // The sink holds the consumed payload (no copy) until it answers; the answer comes on the
@@ -546,8 +656,7 @@ void Worker::delivered(InFlight* f, rd_kafka_resp_err_t err) {
   if (closed_) return;
   if (f->decision.route == Route::Output) observeSink(f);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (f->decision.route == Route::Output) router_->confirm(f->decision);
-    complete(f);
+    effectDone(f);
     return;
   }
   if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !f->omit_value && ownPartition(f) != nullptr) {
@@ -556,8 +665,7 @@ void Worker::delivered(InFlight* f, rd_kafka_resp_err_t err) {
     // written without its value, which its headers still describe.
     Decision& d = f->decision;
     if (d.route == Route::Output) {
-      router_->release(d);
-      d.reserved = false;
+      releaseReservation(f);
       d.route = Route::Error;
       d.stage = stage::kSize;
       d.reason = "value of " + std::to_string(f->consumed->len) +
@@ -590,8 +698,7 @@ void Worker::onSinkResult(InFlight* f, sinks::SendResult result) {
   observeSink(f);
   switch (result.status) {
     case sinks::SendStatus::Ok:
-      router_->confirm(f->decision);
-      complete(f);
+      effectDone(f);
       break;
     case sinks::SendStatus::Retry:
       blockingFailure(f, stage::kSink, result.reason);
@@ -604,8 +711,7 @@ void Worker::onSinkResult(InFlight* f, sinks::SendResult result) {
         break;
       }
       Decision& d = f->decision;
-      router_->release(d);
-      d.reserved = false;
+      releaseReservation(f);
       d.route = Route::Error;
       d.stage = stage::kSink;
       d.error_class = error_class::kNonBlocking;
@@ -634,11 +740,12 @@ void Worker::blockingFailure(InFlight* f, std::string_view failed_stage,
                      std::to_string(f->consumed->partition) + " offset " +
                      std::to_string(f->consumed->offset) + ", attempt " +
                      std::to_string(f->attempts + 1) + ")");
+  // The effect did not happen: the id is given back, and taken again before the next attempt
+  // (another copy may have done it meanwhile: then this one is a duplicate).
+  releaseReservation(f);
   Decision& d = f->decision;
   if (d.route == Route::Output && spec_.errors.max_attempts > 0 &&
       f->attempts + 1 >= spec_.errors.max_attempts) {
-    router_->release(d);
-    d.reserved = false;
     d.route = Route::Error;
     d.stage = failed_stage;
     d.error_class = error_class::kExhausted;
@@ -769,7 +876,7 @@ Worker::PartitionState* Worker::ownPartition(const InFlight* f) {
 
 // Work of a partition that is no longer ours: drop it uncommitted; its next owner redoes it.
 void Worker::discard(InFlight* f) {
-  if (f->decision.route == Route::Output) router_->release(f->decision);
+  releaseReservation(f);
   recycle(f);
 }
 
@@ -867,8 +974,8 @@ void Worker::revoke(rd_kafka_topic_partition_list_t* partitions, bool lost) {
   // would make it a "duplicate" and lose it).
   for (auto& f : pool_) {
     if (f->consumed != nullptr && revoked.count(f->consumed->partition) > 0) {
-      router_->release(f->decision);
-      f->decision.reserved = false;
+      // One whose effect happened keeps its reservation: its confirm is on the way.
+      if (!f->effect_done) releaseReservation(f.get());
       // One waiting for a retry is dropped now rather than when its timer fires, so that a
       // drain does not wait out a backoff for work that is no longer ours.
       if (f->retry_timer) {
@@ -1041,6 +1148,7 @@ void Worker::recycle(InFlight* f) {
   f->consumed = nullptr;
   f->omit_value = false;
   f->scheduled = false;
+  f->effect_done = false;
   f->sent_at = {};
   f->blocked_since = {};
   if (f->attempts > 0) stats_.blocked_keys.Decrement();

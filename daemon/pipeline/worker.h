@@ -4,16 +4,18 @@
 // of every earlier message of its partition are acknowledged (at-least-once).
 //
 // Data flow (see README.md in this directory):
-//   partition queue ──wakeup──► route (router.h) ──► KeyScheduler (its key's turn) ──► produce
-//   (no copy: the consumed message is kept until its delivery report) ──dr──► confirm dedup,
-//   CommitTracker::complete, start the key's next message ──► offset store ──► librdkafka
-//   auto-commit (every second, and of released partitions on revoke and close).
+//   partition queue ──wakeup──► route (router.h) ──► KeyScheduler (its key's turn) ──► dedup
+//   reserve (store answer, possibly later) ──► produce (no copy: the consumed message is kept
+//   until its delivery report) ──dr──► dedup confirm ──► CommitTracker::complete, start the
+//   key's next message ──► offset store ──► librdkafka auto-commit (every second, and of
+//   released partitions on revoke and close).
 //
 // Threading: everything runs on the io_context thread given at construction, woken by
-// librdkafka through QueueWakeup; nothing polls (the partition-count watch has its own
-// thread). Two documented blocking points: a revoke flushes the producer (up to
-// revoke_timeout) so that finished work is committed before the partitions move, and stop()
-// closes the consumer (leave group) once in-flight work is done.
+// librdkafka through QueueWakeup and by the dedup store's answers; nothing polls (the
+// partition-count watch and remote stores have threads of their own). Two documented blocking
+// points: a revoke flushes the producer (up to revoke_timeout) so that finished work is committed
+// before the partitions move, and stop() closes the consumer (leave group) once in-flight work is
+// done.
 //
 // Lifecycle: create() → start() → stop(done) → destroy after done ran.
 
@@ -56,8 +58,7 @@ class Worker {
  public:
   static std::variant<std::unique_ptr<Worker>, std::string> create(
       boost::asio::io_context& io, const config::PipelineSpec& spec, const WorkerOptions& options,
-      std::unique_ptr<dedup::Store> store, std::chrono::milliseconds dedup_ttl,
-      std::unique_ptr<sinks::Sink> sink, observe::Metrics& metrics);
+      dedup::Store* store, std::unique_ptr<sinks::Sink> sink, observe::Metrics& metrics);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -78,8 +79,7 @@ class Worker {
   struct InFlight;
   struct PartitionState;
   Worker(boost::asio::io_context& io, const config::PipelineSpec& spec,
-         const WorkerOptions& options, std::unique_ptr<dedup::Store> store,
-         observe::Metrics& metrics);
+         const WorkerOptions& options, observe::Metrics& metrics);
 
   static void onDeliveryReport(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   static void onRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -90,6 +90,13 @@ class Worker {
   void onProducerReady();
   void process(rd_kafka_message_t* message);
   void start(InFlight* f);
+  static std::string_view ownerOf(const InFlight* f, std::array<char, 32>& buffer);
+  void reserve(InFlight* f);
+  void onReserved(InFlight* f, const dedup::ReserveReply& reply);
+  void effectDone(InFlight* f);
+  void confirm(InFlight* f);
+  void onConfirmed(InFlight* f, std::string_view error);
+  void releaseReservation(InFlight* f);
   void startNext(PartitionState& state, uint64_t key);
   void discardWaiting(PartitionState& state);
   void updatePause(PartitionState& state);
@@ -123,7 +130,7 @@ class Worker {
   boost::asio::io_context& io_;
   config::PipelineSpec spec_;
   WorkerOptions options_;
-  std::unique_ptr<dedup::Store> store_;
+  std::string store_name_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<sinks::Sink> sink_;  // output.http; null: the output is a Kafka topic
   prometheus::Gauge* sink_queue_ = nullptr;
@@ -171,6 +178,8 @@ class Worker {
   double logged_ok_ = 0, logged_invalid_ = 0, logged_duplicate_ = 0;
   uint64_t suppressed_warnings_ = 0;
   std::shared_ptr<char> alive_ = std::make_shared<char>();
+  // Last, so that it goes first: no store answer arrives for a pooled message that is gone.
+  std::unique_ptr<dedup::Session> session_;
 };
 
 }  // namespace kpipe::pipeline

@@ -21,26 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A dedup store that can start over: each case gets an empty one, while the Router (and its
-// compiled schemas) is built once per file.
-class FreshStore final : public dedup::Store {
- public:
-  explicit FreshStore(uint64_t max_entries) : max_entries_(max_entries) { reset(); }
-  void reset() { store_ = std::make_unique<dedup::MemoryStore>(max_entries_); }
-
-  dedup::ReserveResult reserve(std::string_view id, std::chrono::milliseconds ttl) override {
-    return store_->reserve(id, ttl);
-  }
-  void confirm(std::string_view id, std::chrono::milliseconds ttl) override {
-    store_->confirm(id, ttl);
-  }
-  void release(std::string_view id) override { store_->release(id); }
-
- private:
-  uint64_t max_entries_;
-  std::unique_ptr<dedup::MemoryStore> store_;
-};
-
 // `"text"`, with quotes and line breaks escaped so that nested quotes stay readable.
 std::string quoteText(std::string_view text) {
   std::string out = "\"";
@@ -227,15 +207,14 @@ FileResult runTestFile(const config::Config& config, const TestFile& file) {
   }
   result.pipeline = spec->name;
 
-  // The same store limits as `kpipe run` (app/application.cpp makeStore()).
+  // The same store limits as `kpipe run` (dedup/factory.h), in memory whatever the type.
   config::StoreSpec store_spec;
   if (spec->dedup && !spec->dedup->store.empty()) {
     if (auto it = config.stores.find(spec->dedup->store); it != config.stores.end()) {
       store_spec = it->second;
     }
   }
-  FreshStore store(store_spec.max_entries);
-  auto built = pipeline::Router::build(*spec, spec->dedup ? &store : nullptr, store_spec.ttl);
+  auto built = pipeline::Router::build(*spec);
   if (auto* message = std::get_if<std::string>(&built)) {
     result.errors.push_back(
         {spec->where, "", "pipeline " + spec->name + " cannot run: " + *message});
@@ -243,13 +222,22 @@ FileResult runTestFile(const config::Config& config, const TestFile& file) {
   }
   pipeline::Router& router = *std::get<std::unique_ptr<pipeline::Router>>(built);
 
+  // The dedup stage as the worker runs it, against an empty memory table per case (or one
+  // for the file): each record is taken as acknowledged at once, as after a delivery.
+  std::optional<dedup::MemoryTable> table;
   pipeline::Decision d;
   for (const Case& c : file.cases) {
-    if (!file.shared_store) store.reset();
+    if (!table || !file.shared_store) table.emplace(store_spec.max_entries);
     for (const Message& m : c.input) {
       router.route(m.value ? m.value->data() : nullptr, m.value ? m.value->size() : 0, d);
-      // The record is taken as acknowledged at once, as after a successful delivery.
-      if (d.route == pipeline::Route::Output) router.confirm(d);
+      if (spec->dedup && d.route == pipeline::Route::Output) {
+        dedup::ReserveResult seen = table->reserve(d.id, store_spec.reservation_ttl);
+        if (seen == dedup::ReserveResult::New) {
+          table->confirm(d.id, store_spec.ttl);
+        } else {
+          router.markDuplicate(d, seen);
+        }
+      }
     }
     CaseResult r;
     r.name = c.name;

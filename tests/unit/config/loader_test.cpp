@@ -561,23 +561,69 @@ errors:
 // --- stores, schema, output
 // -----------------------------------------------------------------------
 
-TEST_F(LoaderTest, StoreTypesNotAvailableYet) {
+TEST_F(LoaderTest, RedisAndLmdbStores) {
+  // given
   write("kpipe.yaml", R"(
 stores:
-  ids: {type: redis, url: "redis://127.0.0.1:6379/0", ttl: 7d}
-  local: {type: lmdb, path: /var/lib/kpipe/dedup}
-  other: {type: cassandra}
-  untyped: {ttl: 1d}
+  ids: {type: redis, url: "redis://app:s3cret@cache.local:6380/2", ttl: 7d, timeout: 500ms,
+        reservation_ttl: 2m, prefix: "x:"}
+  plain: {type: redis, url: "redis://[::1]"}
+  local: {type: lmdb, path: state/dedup, map_size: 64MiB}
+)");
+  // when
+  LoadResult result = load();
+  // then
+  ASSERT_TRUE(result.ok()) << ::testing::PrintToString(errors(result));
+  const StoreSpec& ids = result.config->stores.at("ids");
+  EXPECT_EQ(ids.type, StoreType::Redis);
+  EXPECT_EQ(ids.redis.host, "cache.local");
+  EXPECT_EQ(ids.redis.port, 6380);
+  EXPECT_EQ(ids.redis.db, 2);
+  EXPECT_EQ(ids.redis.username, "app");
+  EXPECT_EQ(ids.redis.password, "s3cret");
+  EXPECT_EQ(ids.redis.display, "redis://app:***@cache.local:6380/2");  // for logs: no password
+  EXPECT_EQ(ids.timeout, 500ms);
+  EXPECT_EQ(ids.reservation_ttl, 2min);
+  EXPECT_EQ(ids.prefix, "x:");
+  const StoreSpec& plain = result.config->stores.at("plain");
+  EXPECT_EQ(plain.redis.host, "::1");
+  EXPECT_EQ(plain.redis.port, 6379);
+  EXPECT_EQ(plain.redis.display, "redis://[::1]:6379/0");
+  const StoreSpec& local = result.config->stores.at("local");
+  EXPECT_EQ(local.type, StoreType::Lmdb);
+  EXPECT_EQ(local.path, dir_ / "state" / "dedup");  // relative to kpipe.yaml
+  EXPECT_EQ(local.map_size, 64u << 20);
+}
+
+TEST_F(LoaderTest, BadStores) {
+  write("kpipe.yaml", R"(
+stores:
+  a: {type: redis, url: "http://cache:6379"}
+  b: {type: redis, url: "redis://cache:99999"}
+  c: {type: redis, url: "redis://cache/zero"}
+  d: {type: redis}
+  e: {type: lmdb, url: "redis://x"}
+  f: {type: memory, path: /tmp/x}
+  g: {type: cassandra}
+  h: {ttl: 1d}
 )");
   EXPECT_THAT(
       errors(load()),
       ElementsAre(
-          "@/kpipe.yaml:2:15: stores.ids.type: store type 'redis' is not available yet (only "
-          "memory)",
-          "@/kpipe.yaml:3:17: stores.local.type: store type 'lmdb' is not available yet (only "
-          "memory)",
-          "@/kpipe.yaml:4:17: stores.other.type: unknown store type \"cassandra\" (use memory)",
-          "@/kpipe.yaml:5:12: stores.untyped.type: missing required key \"type\""));
+          "@/kpipe.yaml:2:25: stores.a.url: redis url: expected "
+          "redis://[[user]:password@]host[:port][/db] (rediss:// and unix sockets are not "
+          "supported)",
+          "@/kpipe.yaml:3:25: stores.b.url: redis url: port \"99999\" is not a number from 1 to "
+          "65535",
+          "@/kpipe.yaml:4:25: stores.c.url: redis url: database \"zero\" is not a number "
+          "(redis://host:port/0)",
+          "@/kpipe.yaml:5:6: stores.d.url: missing required key \"url\"",
+          "@/kpipe.yaml:6:6: stores.e.path: missing required key \"path\"",
+          "@/kpipe.yaml:6:24: stores.e.url: url applies to redis stores, not lmdb",
+          "@/kpipe.yaml:7:27: stores.f.path: path applies to lmdb stores, not memory",
+          "@/kpipe.yaml:8:13: stores.g.type: unknown store type \"cassandra\" (use memory, redis "
+          "or lmdb)",
+          "@/kpipe.yaml:9:6: stores.h.type: missing required key \"type\""));
 }
 
 TEST_F(LoaderTest, DedupStoreMustBeDefined) {

@@ -1,7 +1,5 @@
 #include "daemon/pipeline/router.h"
 
-#include "daemon/dedup/memory_store.h"
-
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -39,7 +37,7 @@ const std::string kValid =
 class RouterTest : public ::testing::Test {
  protected:
   void build(const config::PipelineSpec& spec) {
-    auto built = Router::build(spec, &store_, 1h);
+    auto built = Router::build(spec);
     ASSERT_TRUE(std::holds_alternative<std::unique_ptr<Router>>(built))
         << std::get<std::string>(built);
     router_ = std::move(std::get<std::unique_ptr<Router>>(built));
@@ -49,7 +47,6 @@ class RouterTest : public ::testing::Test {
     router_->route(value.data(), value.size(), d);
     return d;
   }
-  dedup::MemoryStore store_{1000};
   std::unique_ptr<Router> router_;
 };
 
@@ -59,32 +56,27 @@ TEST_F(RouterTest, ValidEventGoesToOutputKeyedByPointer) {
   EXPECT_EQ(d.route, Route::Output) << d.reason;
   EXPECT_EQ(d.output_key, "u-1");
   EXPECT_EQ(d.id, "6f1c8f9e-8a43-4c1e-9a6d-2b5b0e4d7c11");
-  EXPECT_TRUE(d.reserved);
+  EXPECT_FALSE(d.reserved);  // the worker reserves, when the message's turn comes
 }
 
-TEST_F(RouterTest, SecondSightingOfAnIdIsAuditedWithReason) {
+TEST_F(RouterTest, DuplicateIsAuditedWithTheIdAndWhatTheStoreSaid) {
   build(userEvents());
-  Decision first = route(kValid);
-  router_->confirm(first);
-  Decision second = route(kValid);
-  EXPECT_EQ(second.route, Route::Audit);
-  EXPECT_EQ(second.stage, stage::kDedup);
-  EXPECT_NE(second.reason.find("6f1c8f9e"), std::string::npos) << second.reason;
+  Decision d = route(kValid);
+  router_->markDuplicate(d, dedup::ReserveResult::Done);
+  EXPECT_EQ(d.route, Route::Audit);
+  EXPECT_EQ(d.stage, stage::kDedup);
+  EXPECT_FALSE(d.reserved);
+  EXPECT_NE(d.reason.find("6f1c8f9e"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("already processed"), std::string::npos) << d.reason;
 }
 
 TEST_F(RouterTest, OnDuplicateDrop) {
   auto spec = userEvents();
   spec.dedup->on_duplicate = config::DedupSpec::OnDuplicate::Drop;
   build(spec);
-  route(kValid);
-  EXPECT_EQ(route(kValid).route, Route::Drop);
-}
-
-TEST_F(RouterTest, ReleasedReservationIsProcessedAgain) {
-  build(userEvents());
-  Decision first = route(kValid);
-  router_->release(first);
-  EXPECT_EQ(route(kValid).route, Route::Output);
+  Decision d = route(kValid);
+  router_->markDuplicate(d, dedup::ReserveResult::Done);
+  EXPECT_EQ(d.route, Route::Drop);
 }
 
 struct BadInput {
@@ -225,7 +217,7 @@ TEST_F(PerTypeRouterTest, UnknownTypeIsAnErrorOrPasses) {
 TEST(RouterBuildTest, MissingSchemaFileIsAnErrorNamingIt) {
   auto spec = userEvents();
   spec.schema.file = "/nonexistent/schema.json";
-  auto built = Router::build(spec, nullptr, 1h);
+  auto built = Router::build(spec);
   ASSERT_TRUE(std::holds_alternative<std::string>(built));
   EXPECT_NE(std::get<std::string>(built).find("/nonexistent/schema.json"), std::string::npos);
 }

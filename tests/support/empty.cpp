@@ -1,1 +1,0 @@
-// Keeps kpipe_test_support a library while it has no other sources.
