@@ -86,11 +86,55 @@ class Broker:
                     pass
 
 
+class Redis:
+    """A real redis-server on a free loopback port, nothing persisted; stop(), pause()
+    (SIGSTOP: connections hang, as with a wedged server), resume(), start() again."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind",
+                                      "127.0.0.1", "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.ping, 10, "redis-server to answer")
+
+    def ping(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.resume()
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 class ConfigDir:
     """A config directory: kpipe.yaml + pipelines/, with the repo's schemas copied in."""
 
     def __init__(self, bootstrap, pipelines, http_port=None, extra="", consumer_properties=None,
-                 producer_properties=None):
+                 producer_properties=None, stores="{ids: {type: memory, ttl: 1d}}"):
         self.dir = tempfile.mkdtemp(prefix="kpipe-it-")
         self.http_port = http_port or free_port()
         shutil.copytree(os.path.join(SOURCE_DIR, "schemas"), os.path.join(self.dir, "schemas"))
@@ -105,7 +149,7 @@ class ConfigDir:
                     f"producer_properties: {{{producer}}}}}\n"
                     f"http: {{listen: 127.0.0.1:{self.http_port}}}\n"
                     f"pipelines: pipelines/\n"
-                    f"stores: {{ids: {{type: memory, ttl: 1d}}}}\n"
+                    f"stores: {stores}\n"
                     f"log: {{format: json, level: info}}\n{extra}")
         for name, text in pipelines.items():
             with open(os.path.join(self.dir, "pipelines", name + ".yaml"), "w") as f:
@@ -252,6 +296,17 @@ def end_offsets(bootstrap, topic, partitions):
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         return {tp.partition: o for tp, o in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def start_offsets(bootstrap, topic, partitions):
+    """{partition: log start offset}: above 0 once the embedded broker dropped old records."""
+    from kafka import KafkaConsumer, TopicPartition
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, api_version=(2, 5, 0))
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        return {tp.partition: o for tp, o in consumer.beginning_offsets(tps).items()}
     finally:
         consumer.close()
 
