@@ -1,5 +1,6 @@
 #include "daemon/app/application.h"
 
+#include "daemon/app/status_page.h"
 #include "daemon/config/loader.h"
 #include "daemon/dedup/factory.h"
 #include "daemon/kafka/embedded_broker.h"
@@ -155,6 +156,17 @@ int run(const config::Config& config) {
     }
     if (!waiting.empty()) return observe::HttpResponse{503, "text/plain; charset=utf-8", waiting};
     return observe::HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
+  });
+  auto snapshot = [&workers] {
+    std::vector<pipeline::PipelineStatus> pipelines;
+    for (const auto& w : workers) pipelines.push_back(w->status());
+    return pipelines;
+  };
+  http.route("/status", [snapshot] {
+    return observe::HttpResponse{200, "application/json", statusJson(snapshot())};
+  });
+  http.route("/", [snapshot] {
+    return observe::HttpResponse{200, "text/html; charset=utf-8", statusHtml(snapshot(), kVersion)};
   });
   if (config.http.enabled) {
     if (auto error = http.start(config.http.listen_address, config.http.listen_port)) {

@@ -478,6 +478,10 @@ void readPipeline(ObjectReader& r, const PipelineContext& pc, PipelineSpec& p) {
   r.object("input", Need::Required, [&](ObjectReader& in) {
     in.scalar("topic", p.input.topic, detail::nonEmptyString(), Need::Required);
     in.scalar("group", p.input.group, detail::nonEmptyString(), Need::Required);
+    Duration retention{};
+    if (in.scalar("retention", retention, detail::durationAtLeast(Duration(1)))) {
+      p.input.retention = retention;
+    }
   });
   r.scalar("key", p.key_pointer, detail::jsonPointer(), Need::Required);
   readOrdering(r, p);

@@ -83,6 +83,9 @@ struct LogSpec {
 struct InputSpec {
   std::string topic;
   std::string group;
+  // The topic's retention, for brokers that do not answer DescribeConfigs (the embedded one);
+  // what the broker says wins.
+  std::optional<Duration> retention;
 };
 
 // A JSON Schema for the whole pipeline, or one per event type named by a field.

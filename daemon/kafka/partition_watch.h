@@ -1,10 +1,11 @@
 #pragma once
 // Watches the partition counts of a pipeline's topics (DESIGN.md §1.2: adding partitions to a
-// topic moves keys to other partitions, so key order across the change is broken).
+// topic moves keys to other partitions, so key order across the change is broken) and their
+// retention.ms (DESIGN.md §1.10: lag must stay well within it, or data is deleted unread).
 //
-// rd_kafka_metadata is a blocking broker round trip, so a background thread asks the cluster
-// every `interval` and posts each round of readings to the io_context. PartitionCounts, the
-// "did it change?" part, is separate and pure.
+// rd_kafka_metadata and DescribeConfigs are blocking broker round trips, so a background thread
+// asks the cluster every `interval` and posts each round of readings to the io_context.
+// PartitionCounts, the "did it change?" part, is separate and pure.
 //
 // Lifecycle: construct (the thread starts at once), destroy to stop: the destructor joins the
 // thread (at most one metadata timeout) and readings not yet delivered are dropped. `client`
@@ -27,33 +28,43 @@
 
 namespace kpipe::kafka {
 
-struct PartitionCountReading {
+struct TopicReading {
   std::string topic;
   int partitions = -1;  // -1 when it could not be read; `error` says why
   std::string error;
+  // The topic's retention.ms (-1: forever); unset when it could not be read (`retention_error`
+  // says why: the embedded broker, for one, does not answer DescribeConfigs) or was not asked.
+  std::optional<int64_t> retention_ms;
+  std::string retention_error;
 };
 
 class PartitionWatch {
  public:
-  using Callback = std::function<void(const std::vector<PartitionCountReading>&)>;
+  using Callback = std::function<void(const std::vector<TopicReading>&)>;
 
+  // Retention is read for `retention_topic` only (one of `topics`; empty: none). A broker that
+  // does not answer DescribeConfigs is asked again only every tenth round.
   PartitionWatch(boost::asio::io_context& io, rd_kafka_t* client, std::vector<std::string> topics,
-                 std::chrono::milliseconds interval, Callback on_readings);
+                 std::chrono::milliseconds interval, Callback on_readings,
+                 std::string retention_topic = {});
   ~PartitionWatch();
   PartitionWatch(const PartitionWatch&) = delete;
   PartitionWatch& operator=(const PartitionWatch&) = delete;
 
   // One round of readings now, blocking (for `kpipe check`-like callers and tests).
-  std::vector<PartitionCountReading> readNow();
+  std::vector<TopicReading> readNow();
 
  private:
   void run();
+  void readRetention(const std::string& topic, int timeout_ms, TopicReading& reading);
 
   boost::asio::io_context& io_;
   rd_kafka_t* client_;
   std::vector<std::pair<std::string, TopicPtr>> topics_;
   std::chrono::milliseconds interval_;
   Callback on_readings_;
+  std::string retention_topic_;
+  int retention_skip_ = 0;  // rounds left before DescribeConfigs is tried again
   std::shared_ptr<char> alive_ = std::make_shared<char>();  // posted readings check it
   std::mutex mutex_;
   std::condition_variable wake_;

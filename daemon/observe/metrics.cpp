@@ -114,6 +114,19 @@ Metrics::Metrics()
                                   .Help("Partition count changes seen on an input or output "
                                         "topic: key order across such a change is broken.")
                                   .Register(*registry_)),
+      retention_headroom(prometheus::BuildGauge()
+                             .Name("kpipe_retention_headroom_seconds")
+                             .Help("Time left before the input's retention deletes the oldest "
+                                   "message of the partition not yet done: retention.ms (from "
+                                   "the broker, else input.retention) minus that message's age. "
+                                   "+Inf when the topic keeps data forever.")
+                             .Register(*registry_)),
+      rewinds(prometheus::BuildCounter()
+                  .Name("kpipe_partition_rewinds_total")
+                  .Help("Times the commit position of a partition went backwards (offsets reset, "
+                        "or an assignment that starts below what was committed before): those "
+                        "messages are processed again.")
+                  .Register(*registry_)),
       build_info(prometheus::BuildGauge()
                      .Name("kpipe_build_info")
                      .Help("Always 1; labels carry the kpipe version.")

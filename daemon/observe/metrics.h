@@ -47,6 +47,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& blocked_keys;       // kpipe_blocked_keys
   prometheus::Family<prometheus::Gauge>& topic_partitions;   // kpipe_topic_partitions
   prometheus::Family<prometheus::Counter>& partition_count_changes;
+  prometheus::Family<prometheus::Gauge>& retention_headroom;  // kpipe_retention_headroom_seconds
+  prometheus::Family<prometheus::Counter>& rewinds;           // kpipe_partition_rewinds_total
   // ^ kpipe_partition_count_changes_total
   prometheus::Family<prometheus::Gauge>& build_info;  // kpipe_build_info
 };

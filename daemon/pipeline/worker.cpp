@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <set>
 
@@ -78,6 +79,7 @@ struct Worker::PartitionState {
     metrics.lag_seconds.Remove(&lag_seconds);
     metrics.committed_offset.Remove(&committed);
     for (auto* gauge : status) metrics.partition_status.Remove(gauge);
+    if (headroom != nullptr) metrics.retention_headroom.Remove(headroom);
   }
   PartitionState(const PartitionState&) = delete;
   PartitionState& operator=(const PartitionState&) = delete;
@@ -99,6 +101,8 @@ struct Worker::PartitionState {
   prometheus::Gauge& committed;
   observe::PartitionStatusWindow status_window;  // Burrow's rules over recent samples
   std::array<prometheus::Gauge*, 6> status{};    // kpipe_partition_status, per status
+  observe::ConsumerStatus current = observe::ConsumerStatus::Ok;
+  prometheus::Gauge* headroom = nullptr;  // once the input's retention is known
 };
 
 std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
@@ -236,6 +240,7 @@ Worker::~Worker() {
   for (auto& [topic, counter] : partition_count_changes_) {
     metrics_.partition_count_changes.Remove(counter);
   }
+  for (auto& [partition, counter] : rewinds_) metrics_.rewinds.Remove(counter);
   // Undelivered messages still reference consumed payloads: purge them before anything dies.
   if (producer_) {
     rd_kafka_purge(producer_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -274,16 +279,16 @@ void Worker::start() {
   // (allow.auto.create.topics), and a misspelt input topic must not be created.
   partition_watch_ = std::make_unique<kafka::PartitionWatch>(
       io_, consumer_.get(), watched, options_.partition_watch_interval,
-      [this](const std::vector<kafka::PartitionCountReading>& readings) {
-        onPartitionCounts(readings);
-      });
+      [this](const std::vector<kafka::TopicReading>& readings) { onPartitionCounts(readings); },
+      spec_.input.topic);
 }
 
 // DESIGN.md §1.2: more partitions send a key's later messages to another partition than its
 // earlier ones (input: another consumer may process them first; output: readers see them
 // out of order). kpipe cannot repair that; it says so, loudly, once per change.
-void Worker::onPartitionCounts(const std::vector<kafka::PartitionCountReading>& readings) {
+void Worker::onPartitionCounts(const std::vector<kafka::TopicReading>& readings) {
   for (const auto& reading : readings) {
+    if (reading.topic == spec_.input.topic) onInputRetention(reading);
     if (reading.partitions < 0) {
       logRateLimited("cannot read partition count", reading.topic + ": " + reading.error);
       continue;
@@ -303,6 +308,34 @@ void Worker::onPartitionCounts(const std::vector<kafka::PartitionCountReading>& 
                  {"from", static_cast<int64_t>(*previous)},
                  {"to", static_cast<int64_t>(reading.partitions)}});
     }
+  }
+}
+
+// DESIGN.md §1.10: the broker's retention.ms wins; input.retention stands in for brokers that
+// do not answer DescribeConfigs (the embedded one). Without either there is no headroom gauge,
+// and the log says how to get one.
+void Worker::onInputRetention(const kafka::TopicReading& reading) {
+  // A broker that answered once and fails later (a timeout) keeps its last answer.
+  if (reading.retention_ms) broker_retention_ms_ = reading.retention_ms;
+  std::optional<int64_t> ms = broker_retention_ms_;
+  std::string source = "broker";
+  if (!ms && spec_.input.retention) {
+    ms = spec_.input.retention->count();
+    source = "input.retention";
+  }
+  if (retention_reported_ && ms == retention_ms_) return;
+  retention_reported_ = true;
+  retention_ms_ = ms;
+  if (ms) {
+    log::info("input retention", {{"pipeline", spec_.name},
+                                  {"topic", spec_.input.topic},
+                                  {"retention_ms", *ms},
+                                  {"source", source}});
+  } else {
+    log::warn("input retention unknown: no retention headroom (set input.retention)",
+              {{"pipeline", spec_.name},
+               {"topic", spec_.input.topic},
+               {"error", reading.retention_error}});
   }
 }
 
@@ -731,6 +764,7 @@ void Worker::onSinkResult(InFlight* f, sinks::SendResult result) {
 void Worker::blockingFailure(InFlight* f, std::string_view failed_stage,
                              const std::string& reason) {
   errorCounter(error_class::kBlocking, failed_stage).Increment();
+  noteError(f, failed_stage, reason);
   if (ownPartition(f) == nullptr) {  // revoked meanwhile: the next owner redoes it
     discard(f);
     return;
@@ -823,6 +857,7 @@ void Worker::complete(InFlight* f) {
         stats_.invalid.Increment();
       }
       errorCounter(f->decision.error_class, f->decision.stage).Increment();
+      noteError(f, f->decision.stage, f->decision.reason);
       break;
     case Route::Audit:
     case Route::Drop:
@@ -1049,6 +1084,7 @@ void Worker::updateLag() {
     }
     int64_t position = state->tracker.commitPosition();
     if (position == CommitTracker::kUnknown) continue;
+    noteRewind(partition, position);
     const int64_t lag = std::max<int64_t>(0, high - position);
     state->lag.Set(static_cast<double>(lag));
     // Lag in seconds: the age of the oldest message not done (the one the commit position
@@ -1058,13 +1094,44 @@ void Worker::updateLag() {
     double seconds = 0;
     if (lag > 0 && oldest_ms > 0) seconds = std::max<double>(0, (now_ms - oldest_ms) / 1000.0);
     state->lag_seconds.Set(seconds);
+    if (retention_ms_) {
+      if (state->headroom == nullptr) {
+        state->headroom = &metrics_.retention_headroom.Add(state->labels);
+      }
+      state->headroom->Set(*retention_ms_ < 0
+                               ? std::numeric_limits<double>::infinity()
+                               : static_cast<double>(*retention_ms_) / 1000.0 - seconds);
+    }
     state->status_window.record({now, position, high, lag});
     const observe::ConsumerStatus status = state->status_window.evaluate(now);
     setStatus(state->status, status);
+    state->current = status;
     statuses.push_back(status);
   }
   // The pipeline: Burrow's group rule (a stalled, stopped or rewound partition is an error).
-  setStatus(consumer_status_, observe::groupStatus(statuses));
+  pipeline_status_ = observe::groupStatus(statuses);
+  setStatus(consumer_status_, pipeline_status_);
+}
+
+// A commit position below the last one seen for the partition, in this assignment or an
+// earlier one (offsets reset while the group was empty, or a member that committed less).
+void Worker::noteRewind(int32_t partition, int64_t position) {
+  auto [last, first] = last_positions_.try_emplace(partition, position);
+  if (!first && position < last->second) {
+    auto [counter, inserted] = rewinds_.try_emplace(partition, nullptr);
+    if (inserted) {
+      counter->second = &metrics_.rewinds.Add({{"pipeline", spec_.name},
+                                               {"topic", spec_.input.topic},
+                                               {"partition", std::to_string(partition)}});
+    }
+    counter->second->Increment();
+    log::warn("commit position went backwards: messages will be processed again",
+              {{"pipeline", spec_.name},
+               {"partition", static_cast<int64_t>(partition)},
+               {"from", last->second},
+               {"to", position}});
+  }
+  last->second = position;
 }
 
 // One line per pipeline and interval while messages flow: what an operator tailing the log
@@ -1162,6 +1229,56 @@ void Worker::recycle(InFlight* f) {
       if (!alive.expired()) maybeFinishStop();
     });
   }
+}
+
+// The last failure, for /status: what an operator asks first about a pipeline that is stuck.
+void Worker::noteError(const InFlight* f, std::string_view stage_name, std::string_view reason) {
+  last_error_.assign(stage_name).append(": ").append(reason);
+  last_error_ += " (partition " + std::to_string(f->consumed->partition) + " offset " +
+                 std::to_string(f->consumed->offset) + ")";
+  last_error_at_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+}
+
+PipelineStatus Worker::status() const {
+  PipelineStatus s;
+  s.name = spec_.name;
+  s.input_topic = spec_.input.topic;
+  s.group = spec_.input.group;
+  s.output = sink_ ? sink_->describe() : spec_.output.topic;
+  s.why = readiness();
+  s.state = !fatal_error_.empty() ? "unhealthy"
+            : stopping_           ? "stopping"
+            : !joined_            ? "joining"
+                                  : "running";
+  s.status = observe::statusName(pipeline_status_);
+  s.store = session_ ? store_name_ : "";
+  s.ok = stats_.ok.Value();
+  s.invalid = stats_.invalid.Value();
+  s.duplicate = stats_.duplicate.Value();
+  s.error = stats_.error.Value();
+  s.inflight = inflight_;
+  s.blocked = static_cast<size_t>(stats_.blocked_keys.Value());
+  s.oldest_blocked_seconds = stats_.oldest_blocked.Value();
+  s.last_error = last_error_;
+  s.last_error_at_ms = last_error_at_ms_;
+  for (const auto& [partition, state] : partitions_) {
+    PartitionStatus p;
+    p.partition = partition;
+    p.status = observe::statusName(state->current);
+    int64_t position = state->tracker.commitPosition();
+    p.committed = position == CommitTracker::kUnknown ? -1 : position;
+    p.lag_messages = static_cast<int64_t>(state->lag.Value());
+    p.lag_seconds = state->lag_seconds.Value();
+    if (state->headroom != nullptr) p.retention_headroom_seconds = state->headroom->Value();
+    p.pending = state->scheduler.pending();
+    p.paused = state->paused;
+    s.partitions.push_back(std::move(p));
+  }
+  std::sort(s.partitions.begin(), s.partitions.end(),
+            [](const auto& a, const auto& b) { return a.partition < b.partition; });
+  return s;
 }
 
 void Worker::logRateLimited(const char* what, const std::string& detail) {

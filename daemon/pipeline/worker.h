@@ -24,6 +24,7 @@
 #include "daemon/kafka/handle.h"
 #include "daemon/kafka/partition_watch.h"
 #include "daemon/kafka/queue_wakeup.h"
+#include "daemon/observe/consumer_status.h"
 #include "daemon/observe/metrics.h"
 #include "daemon/pipeline/commit_tracker.h"
 #include "daemon/pipeline/key_scheduler.h"
@@ -37,12 +38,40 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <variant>
 #include <vector>
 
 namespace kpipe::pipeline {
+
+// What /status and the status page show of one pipeline (a snapshot, taken on the io thread).
+struct PartitionStatus {
+  int32_t partition = 0;
+  std::string status;      // Burrow's: ok, warn, stall, stop, rewind
+  int64_t committed = -1;  // next offset to consume as stored; -1 before the first message
+  int64_t lag_messages = 0;
+  double lag_seconds = 0;
+  std::optional<double> retention_headroom_seconds;
+  size_t pending = 0;  // consumed, not done (running and waiting for their key)
+  bool paused = false;
+};
+
+struct PipelineStatus {
+  std::string name, input_topic, group, output;  // output: a topic or the HTTP sink's URL
+  std::string state;   // running, stopping, unhealthy, or joining (no assignment yet)
+  std::string status;  // Burrow's group status: ok, warn, error
+  std::string why;     // why not ready, when it is not
+  std::string store;   // dedup store name, empty without dedup
+  double ok = 0, invalid = 0, duplicate = 0, error = 0;  // kpipe_messages_total
+  size_t inflight = 0;
+  size_t blocked = 0;  // messages waiting for a retry after a blocking failure
+  double oldest_blocked_seconds = 0;
+  std::string last_error;        // "stage: reason (partition P offset O)", empty if none yet
+  int64_t last_error_at_ms = 0;  // wall clock
+  std::vector<PartitionStatus> partitions;
+};
 
 struct WorkerOptions {
   std::string bootstrap;
@@ -74,6 +103,7 @@ class Worker {
   // Empty when ready to take traffic (it has joined its consumer group and got an assignment,
   // possibly empty, and is healthy and not stopping); otherwise why not.
   std::string readiness() const;
+  PipelineStatus status() const;
 
  private:
   struct InFlight;
@@ -125,7 +155,10 @@ class Worker {
   InFlight* acquire();
   void recycle(InFlight* f);
   void logRateLimited(const char* what, const std::string& detail);
-  void onPartitionCounts(const std::vector<kafka::PartitionCountReading>& readings);
+  void noteError(const InFlight* f, std::string_view stage_name, std::string_view reason);
+  void onPartitionCounts(const std::vector<kafka::TopicReading>& readings);
+  void onInputRetention(const kafka::TopicReading& reading);
+  void noteRewind(int32_t partition, int64_t position);
 
   boost::asio::io_context& io_;
   config::PipelineSpec spec_;
@@ -156,6 +189,14 @@ class Worker {
   kafka::PartitionCounts partition_counts_;
   std::map<std::string, prometheus::Gauge*> topic_partitions_;
   std::map<std::string, prometheus::Counter*> partition_count_changes_;
+  std::optional<int64_t> retention_ms_;  // of the input topic; -1: forever
+  bool retention_reported_ = false;
+  std::string last_error_;
+  int64_t last_error_at_ms_ = 0;
+  std::optional<int64_t> broker_retention_ms_;  // its last answer to DescribeConfigs
+  std::map<int32_t, int64_t> last_positions_;   // commit position per partition, across assignments
+  std::map<int32_t, prometheus::Counter*> rewinds_;
+  observe::ConsumerStatus pipeline_status_ = observe::ConsumerStatus::Ok;
 
   std::unordered_map<int32_t, std::unique_ptr<PartitionState>> partitions_;
   std::vector<int32_t> dirty_partitions_;

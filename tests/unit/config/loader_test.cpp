@@ -98,7 +98,7 @@ log: {format: json, level: debug}
 )");
   write("flows/user-events.yaml", R"(
 name: user-events
-input: {topic: user-events, group: user-event-processor}
+input: {topic: user-events, group: user-event-processor, retention: 3d}
 key: /user_id
 schema: schemas/user.json
 dedup: {id: /msg_id, store: ids, on_duplicate: drop}
@@ -159,6 +159,7 @@ output: {topic: orders-out}
   EXPECT_EQ(orders.name, "orders");
   EXPECT_EQ(orders.where.str(), path("flows/orders.yml") + ":1:1");
   EXPECT_FALSE(orders.schema.file.has_value());
+  EXPECT_FALSE(orders.input.retention.has_value());  // the broker's retention.ms, read at run time
   EXPECT_EQ(orders.schema.type_field, "/type");
   EXPECT_EQ(orders.schema.types,
             (std::map<std::string, fs::path>{{"order.created", dir_ / "schemas/order.created.json"},
@@ -170,6 +171,7 @@ output: {topic: orders-out}
   EXPECT_EQ(users.where.str(), path("flows/user-events.yaml") + ":1:1");
   EXPECT_EQ(users.input.topic, "user-events");
   EXPECT_EQ(users.input.group, "user-event-processor");
+  EXPECT_EQ(users.input.retention, std::optional<Duration>(72h));
   EXPECT_EQ(users.key_pointer, "/user_id");
   EXPECT_EQ(users.schema.file, dir_ / "schemas/user.json");
   ASSERT_TRUE(users.dedup.has_value());

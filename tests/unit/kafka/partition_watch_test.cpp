@@ -40,7 +40,7 @@ TEST(PartitionWatchTest, ReadsEveryTopicsPartitionCountFromTheCluster) {
   // when: the watch reads twice (50 ms apart)
   std::vector<std::map<std::string, int>> rounds;
   PartitionWatch watch(io, producer.get(), {"three", "five", "three"}, 50ms,
-                       [&](const std::vector<PartitionCountReading>& readings) {
+                       [&](const std::vector<TopicReading>& readings) {
                          std::map<std::string, int> round;
                          for (const auto& r : readings) round[r.topic] = r.partitions;
                          rounds.push_back(round);

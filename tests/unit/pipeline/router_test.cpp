@@ -19,7 +19,8 @@ std::filesystem::path sourceDir() {
 config::PipelineSpec userEvents() {
   config::PipelineSpec spec;
   spec.name = "user-events";
-  spec.input = {"user-events", "g"};
+  spec.input.topic = "user-events";
+  spec.input.group = "g";
   spec.key_pointer = "/user_id";
   spec.schema.file = sourceDir() / "schemas" / "user-event.json";
   spec.dedup = config::DedupSpec{"/msg_id", "", config::DedupSpec::OnDuplicate::Audit};
