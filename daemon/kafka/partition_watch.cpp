@@ -10,12 +10,14 @@ namespace kpipe::kafka {
 
 PartitionWatch::PartitionWatch(boost::asio::io_context& io, rd_kafka_t* client,
                                std::vector<std::string> topics, std::chrono::milliseconds interval,
-                               Callback on_readings, std::string retention_topic)
+                               Callback on_readings, std::string retention_topic,
+                               RetentionCallback on_retention)
     : io_(io),
       client_(client),
       interval_(interval),
       on_readings_(std::move(on_readings)),
-      retention_topic_(std::move(retention_topic)) {
+      retention_topic_(std::move(retention_topic)),
+      on_retention_(std::move(on_retention)) {
   std::sort(topics.begin(), topics.end());
   topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
   for (auto& topic : topics) {
@@ -67,23 +69,17 @@ std::vector<TopicReading> PartitionWatch::readNow() {
       if (reading.partitions < 0 && reading.error.empty()) reading.error = "not in the metadata";
     }
     if (metadata != nullptr) rd_kafka_metadata_destroy(metadata);
-    if (name == retention_topic_) {
-      if (retention_skip_ > 0) {
-        --retention_skip_;
-        reading.retention_error = "DescribeConfigs: not asked this round (it failed before)";
-      } else {
-        readRetention(name, timeout_ms, reading);
-        if (!reading.retention_ms) retention_skip_ = 9;
-      }
-    }
     readings.push_back(std::move(reading));
   }
   return readings;
 }
 
-// retention.ms of `topic` by DescribeConfigs, waiting at most `timeout_ms`.
-void PartitionWatch::readRetention(const std::string& topic, int timeout_ms,
-                                   TopicReading& reading) {
+// retention.ms of the retention topic by DescribeConfigs, waiting as long as a metadata read.
+RetentionReading PartitionWatch::readRetention() {
+  RetentionReading reading;
+  reading.topic = retention_topic_;
+  const std::string& topic = retention_topic_;
+  const int timeout_ms = static_cast<int>(std::clamp<int64_t>(interval_.count(), 100, 5000));
   QueuePtr queue(rd_kafka_queue_new(client_));
   std::unique_ptr<rd_kafka_ConfigResource_t, decltype(&rd_kafka_ConfigResource_destroy)> resource(
       rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str()),
@@ -102,19 +98,17 @@ void PartitionWatch::readRetention(const std::string& topic, int timeout_ms,
   while (!event && std::chrono::steady_clock::now() < deadline) {
     {
       std::lock_guard lock(mutex_);
-      if (stopping_) return;
+      if (stopping_) return reading;
     }
     event.reset(rd_kafka_queue_poll(queue.get(), 100));
   }
   if (!event) {
-    reading.retention_error =
-        "DescribeConfigs: no answer within " + std::to_string(timeout_ms) + " ms";
-    return;
+    reading.error = "DescribeConfigs: no answer within " + std::to_string(timeout_ms) + " ms";
+    return reading;
   }
   if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    reading.retention_error =
-        std::string("DescribeConfigs: ") + rd_kafka_event_error_string(event.get());
-    return;
+    reading.error = std::string("DescribeConfigs: ") + rd_kafka_event_error_string(event.get());
+    return reading;
   }
   const rd_kafka_DescribeConfigs_result_t* result =
       rd_kafka_event_DescribeConfigs_result(event.get());
@@ -123,9 +117,9 @@ void PartitionWatch::readRetention(const std::string& topic, int timeout_ms,
       rd_kafka_DescribeConfigs_result_resources(result, &count);
   for (size_t i = 0; i < count; ++i) {
     if (rd_kafka_ConfigResource_error(described[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      reading.retention_error =
+      reading.error =
           std::string("DescribeConfigs: ") + rd_kafka_ConfigResource_error_string(described[i]);
-      return;
+      return reading;
     }
     size_t entries = 0;
     const rd_kafka_ConfigEntry_t** configs =
@@ -138,11 +132,12 @@ void PartitionWatch::readRetention(const std::string& topic, int timeout_ms,
       long long ms = std::strtoll(value, &end, 10);
       if (end != value && *end == '\0') {
         reading.retention_ms = ms;
-        return;
+        return reading;
       }
     }
   }
-  reading.retention_error = "DescribeConfigs: no retention.ms in the answer";
+  reading.error = "DescribeConfigs: no retention.ms in the answer";
+  return reading;
 }
 
 void PartitionWatch::run() {
@@ -154,6 +149,18 @@ void PartitionWatch::run() {
                       [this, readings = std::move(readings), alive = std::weak_ptr<char>(alive_)] {
                         if (!alive.expired()) on_readings_(readings);
                       });
+    if (!retention_topic_.empty() && on_retention_) {
+      if (retention_skip_ > 0) {
+        --retention_skip_;
+      } else {
+        RetentionReading retention = readRetention();
+        if (!retention.retention_ms) retention_skip_ = 9;
+        boost::asio::post(
+            io_, [this, retention = std::move(retention), alive = std::weak_ptr<char>(alive_)] {
+              if (!alive.expired()) on_retention_(retention);
+            });
+      }
+    }
     lock.lock();
     wake_.wait_for(lock, interval_, [this] { return stopping_; });
   }

@@ -32,21 +32,27 @@ struct TopicReading {
   std::string topic;
   int partitions = -1;  // -1 when it could not be read; `error` says why
   std::string error;
-  // The topic's retention.ms (-1: forever); unset when it could not be read (`retention_error`
-  // says why: the embedded broker, for one, does not answer DescribeConfigs) or was not asked.
+};
+
+struct RetentionReading {
+  std::string topic;
+  // retention.ms (-1: forever); unset when it could not be read (`error` says why: the
+  // embedded broker, for one, does not answer DescribeConfigs).
   std::optional<int64_t> retention_ms;
-  std::string retention_error;
+  std::string error;
 };
 
 class PartitionWatch {
  public:
   using Callback = std::function<void(const std::vector<TopicReading>&)>;
+  using RetentionCallback = std::function<void(const RetentionReading&)>;
 
-  // Retention is read for `retention_topic` only (one of `topics`; empty: none). A broker that
-  // does not answer DescribeConfigs is asked again only every tenth round.
+  // Retention is read for `retention_topic` only (empty: none), after each round of partition
+  // counts, which it does not delay; a broker that does not answer DescribeConfigs is asked
+  // again only every tenth round.
   PartitionWatch(boost::asio::io_context& io, rd_kafka_t* client, std::vector<std::string> topics,
                  std::chrono::milliseconds interval, Callback on_readings,
-                 std::string retention_topic = {});
+                 std::string retention_topic = {}, RetentionCallback on_retention = {});
   ~PartitionWatch();
   PartitionWatch(const PartitionWatch&) = delete;
   PartitionWatch& operator=(const PartitionWatch&) = delete;
@@ -56,7 +62,7 @@ class PartitionWatch {
 
  private:
   void run();
-  void readRetention(const std::string& topic, int timeout_ms, TopicReading& reading);
+  RetentionReading readRetention();
 
   boost::asio::io_context& io_;
   rd_kafka_t* client_;
@@ -64,6 +70,7 @@ class PartitionWatch {
   std::chrono::milliseconds interval_;
   Callback on_readings_;
   std::string retention_topic_;
+  RetentionCallback on_retention_;
   int retention_skip_ = 0;  // rounds left before DescribeConfigs is tried again
   std::shared_ptr<char> alive_ = std::make_shared<char>();  // posted readings check it
   std::mutex mutex_;

@@ -280,7 +280,8 @@ void Worker::start() {
   partition_watch_ = std::make_unique<kafka::PartitionWatch>(
       io_, consumer_.get(), watched, options_.partition_watch_interval,
       [this](const std::vector<kafka::TopicReading>& readings) { onPartitionCounts(readings); },
-      spec_.input.topic);
+      spec_.input.topic,
+      [this](const kafka::RetentionReading& reading) { onInputRetention(reading); });
 }
 
 // DESIGN.md §1.2: more partitions send a key's later messages to another partition than its
@@ -288,7 +289,6 @@ void Worker::start() {
 // out of order). kpipe cannot repair that; it says so, loudly, once per change.
 void Worker::onPartitionCounts(const std::vector<kafka::TopicReading>& readings) {
   for (const auto& reading : readings) {
-    if (reading.topic == spec_.input.topic) onInputRetention(reading);
     if (reading.partitions < 0) {
       logRateLimited("cannot read partition count", reading.topic + ": " + reading.error);
       continue;
@@ -314,7 +314,7 @@ void Worker::onPartitionCounts(const std::vector<kafka::TopicReading>& readings)
 // DESIGN.md §1.10: the broker's retention.ms wins; input.retention stands in for brokers that
 // do not answer DescribeConfigs (the embedded one). Without either there is no headroom gauge,
 // and the log says how to get one.
-void Worker::onInputRetention(const kafka::TopicReading& reading) {
+void Worker::onInputRetention(const kafka::RetentionReading& reading) {
   // A broker that answered once and fails later (a timeout) keeps its last answer.
   if (reading.retention_ms) broker_retention_ms_ = reading.retention_ms;
   std::optional<int64_t> ms = broker_retention_ms_;
@@ -333,9 +333,7 @@ void Worker::onInputRetention(const kafka::TopicReading& reading) {
                                   {"source", source}});
   } else {
     log::warn("input retention unknown: no retention headroom (set input.retention)",
-              {{"pipeline", spec_.name},
-               {"topic", spec_.input.topic},
-               {"error", reading.retention_error}});
+              {{"pipeline", spec_.name}, {"topic", spec_.input.topic}, {"error", reading.error}});
   }
 }
 

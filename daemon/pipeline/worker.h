@@ -157,7 +157,7 @@ class Worker {
   void logRateLimited(const char* what, const std::string& detail);
   void noteError(const InFlight* f, std::string_view stage_name, std::string_view reason);
   void onPartitionCounts(const std::vector<kafka::TopicReading>& readings);
-  void onInputRetention(const kafka::TopicReading& reading);
+  void onInputRetention(const kafka::RetentionReading& reading);
   void noteRewind(int32_t partition, int64_t position);
 
   boost::asio::io_context& io_;
