@@ -181,6 +181,10 @@ class RedisBackend final : public Backend {
         for (size_t j = std::max(i, script_loads) - script_loads; j < ops.size(); ++j) {
           ops[j]->error = error;
         }
+        // They did not run either, and there is no second attempt without a connection: an
+        // operation left without an error would read as New.
+        for (Operation* op : noscript) op->error = error;
+        noscript.clear();
         log::warn("redis connection lost", {{"store", name_}, {"error", error}});
         disconnect();
         return noscript;

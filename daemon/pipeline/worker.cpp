@@ -881,14 +881,21 @@ void Worker::complete(InFlight* f) {
 }
 
 // A scheduled message of `key` is done: start what was waiting for it (or for its slot).
-// Re-entrant: a start can fail at once and complete another message, which lands here again;
-// each call starts only what it appended to started_.
+// Re-entrant without recursion: a start can complete another message at once (a duplicate
+// the memory store answers inside the call, a produce refused at once), which lands here
+// again; that inner call only queues what it releases, and the outermost call starts it, so
+// a long run of such messages cannot exhaust the stack.
 void Worker::startNext(PartitionState& state, uint64_t key) {
-  const size_t first = started_.size();
   state.scheduler.finish(key, started_);
-  for (size_t i = first; i < started_.size(); ++i) start(started_[i]);
-  started_.resize(first);
   updatePause(state);
+  if (starting_) return;
+  starting_ = true;
+  for (size_t i = 0; i < started_.size(); ++i) {
+    InFlight* f = started_[i];  // started_ may grow inside start()
+    start(f);
+  }
+  started_.clear();
+  starting_ = false;
 }
 
 // Messages still waiting for their turn in `state`: dropped uncommitted (stop, revoke); the

@@ -203,7 +203,8 @@ class Worker {
   std::deque<InFlight*> blocked_;  // routed, waiting for room in the producer queue (in order)
   std::vector<std::unique_ptr<InFlight>> pool_;
   std::vector<InFlight*> free_;
-  std::vector<InFlight*> started_;  // scratch of startNext()
+  std::vector<InFlight*> started_;  // released by the scheduler, to start (startNext())
+  bool starting_ = false;           // inside startNext()'s loop
   uint64_t generation_ = 0;
   size_t inflight_ = 0;
 
