@@ -1,7 +1,13 @@
 #include "daemon/schema/prepare.h"
 
+#include "daemon/schema/format.h"
+#include "daemon/schema/multiple_of.h"
 #include "daemon/schema/pattern.h"
+#include "daemon/schema/resolve.h"
+#include "daemon/schema/type_constraint.h"
 
+#include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -45,7 +51,43 @@ Value::Member* findMember(Value& object, std::string_view name) {
   return nullptr;
 }
 
-// Renames `pattern`, notes `patternProperties`, and lists every schema object.
+// The keywords kpipe adds to a schema start with this; a schema may not use them itself.
+constexpr std::string_view kReservedPrefix = "$kpipe:";
+
+// Whether `type` allows "integer" but not "number": those need kpipe's check (type_constraint.h).
+bool allowsIntegerOnly(const Value& type) {
+  const auto is = [](const Value& v, std::string_view name) {
+    return v.IsString() && std::string_view(v.GetString(), v.GetStringLength()) == name;
+  };
+  if (!type.IsArray()) {
+    return is(type, "integer");
+  }
+  bool integer = false;
+  for (const Value& item : type.GetArray()) {
+    if (is(item, "number")) return false;
+    integer |= is(item, "integer");
+  }
+  return integer;
+}
+
+bool isCount(std::string_view key) {
+  return key == "minItems" || key == "maxItems" || key == "minLength" || key == "maxLength" ||
+         key == "minProperties" || key == "maxProperties";
+}
+
+// valijson refuses `"maxItems": 2.0`; draft-07 only asks for a non-negative integer, and 2.0 is
+// one. Other decimals stay as written, for valijson to refuse.
+void integralToUnsigned(Value& count) {
+  if (count.IsDouble()) {
+    const double value = count.GetDouble();
+    if (value >= 0 && value <= 9007199254740992.0 && std::trunc(value) == value) {
+      count.SetUint64(static_cast<uint64_t>(value));
+    }
+  }
+}
+
+// Renames `pattern`, `format`, integer `type`s and fractional `multipleOf`s, fixes integral counts,
+// notes `patternProperties`, and lists every schema object.
 class Walker {
  public:
   void walkSchema(Value& node, int depth) {
@@ -58,12 +100,20 @@ class Walker {
     schemas.push_back(&node);
     forEachMember(node, [&](Value::Member& m) {
       const std::string_view key(m.name.GetString(), m.name.GetStringLength());
-      if (key == kPatternKeyword) {
-        throw std::runtime_error(std::string("the keyword \"") + kPatternKeyword +
-                                 "\" is reserved by kpipe");
+      if (key.substr(0, kReservedPrefix.size()) == kReservedPrefix && key != kDocumentsKeyword) {
+        throw std::runtime_error("the keyword \"" + std::string(key) + "\" is reserved by kpipe");
       }
       if (key == "pattern") {
         m.name.SetString(rapidjson::StringRef(kPatternKeyword));
+      } else if (key == "format") {
+        m.name.SetString(rapidjson::StringRef(kFormatKeyword));
+      } else if (key == "type" && allowsIntegerOnly(m.value)) {
+        m.name.SetString(rapidjson::StringRef(kTypeKeyword));
+      } else if (key == "multipleOf" && m.value.IsDouble() &&
+                 std::trunc(m.value.GetDouble()) != m.value.GetDouble()) {
+        m.name.SetString(rapidjson::StringRef(kMultipleOfKeyword));
+      } else if (isCount(key)) {
+        integralToUnsigned(m.value);
       } else if (key == "enum" || key == "const" || key == "default" || key == "examples") {
         // Data, not schemas: an enum value {"pattern": "x"} must stay as written.
       } else if (key == "properties" || key == "patternProperties" || key == "definitions" ||
@@ -151,8 +201,8 @@ class CycleFinder {
 
 }  // namespace
 
-PrepareResult prepareSchema(rapidjson::Document& document, bool main) {
-  if (main && document.IsObject()) {
+PrepareResult prepareSchema(rapidjson::Document& document) {
+  if (document.IsObject()) {
     if (Value::Member* ref = findMember(document, "$ref")) {
       Value all_of(rapidjson::kArrayType);
       Value reference(rapidjson::kObjectType);

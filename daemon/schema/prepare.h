@@ -2,7 +2,10 @@
 // Internal to daemon/schema: the pass over a schema's JSON before valijson parses it.
 //
 // It works around what would otherwise crash or hang the daemon inside valijson 1.0:
-// - renames `pattern` to the safe custom keyword (pattern.h);
+// - renames `pattern` to the safe custom keyword (pattern.h), `format` to kpipe's (format.h), and
+//   a `type` that allows "integer" but not "number" to kpipe's (type_constraint.h), a
+//   fractional `multipleOf` to kpipe's (multiple_of.h);
+// - writes `"maxItems": 2.0` (and the other counts) as the integer valijson insists on;
 // - refuses `$ref` cycles that never descend into the document (`{"$ref": "#"}`, a -> b -> a,
 //   `{"allOf": [{"$ref": "#"}]}`): valijson recurses on them without end, at compile time for
 //   chains of pure references, at validation time for the others;
@@ -19,8 +22,8 @@ struct PrepareResult {
   bool uses_pattern_properties = false;
 };
 
-// `document` is the schema file itself (`main` true) or a document one of its `$ref`s names.
-// Throws std::runtime_error with a reason for schemas that must be refused.
-PrepareResult prepareSchema(rapidjson::Document& document, bool main);
+// `document` is the schema file itself, after resolveReferences (resolve.h) embedded what its
+// `$ref`s name. Throws std::runtime_error with a reason for schemas that must be refused.
+PrepareResult prepareSchema(rapidjson::Document& document);
 
 }  // namespace kpipe::schema::detail

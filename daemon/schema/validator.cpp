@@ -7,21 +7,22 @@
 
 #include "daemon/schema/validator.h"
 
-// Known gaps of valijson 1.0 that this file does not paper over (../shared/notes/valijson-1.0.md):
-// - `format` is checked for date, time and date-time only (and 2023-02-29 passes); on a
-//   non-string value it can fail or throw (a throw becomes a "validation error" failure).
-// - minItems/maxLength/... written as decimals (`2.0`) are refused at compile time, and `1.0` is
-//   not an integer.
-// - `$id` is ignored (only draft-4 `id` is read): only `$ref`s to JSON pointers inside the
-//   document, and to files next to the schema file, resolve.
-// - `pattern` is safe (pattern.h); `patternProperties` is bounded by name length only.
+// What kpipe does around valijson 1.0 (../shared/notes/valijson-1.0.md) happens before valijson
+// parses a schema: resolve.h ($id, $ref), prepare.h (pattern, format, integer type, multipleOf,
+// decimal counts, $ref cycles). Known gap left: `patternProperties` is bounded by name length only.
 
+#include "daemon/schema/document.h"
+#include "daemon/schema/format.h"
+#include "daemon/schema/multiple_of.h"
 #include "daemon/schema/pattern.h"
 #include "daemon/schema/prepare.h"
 #include "daemon/schema/rapidjson.h"
+#include "daemon/schema/resolve.h"
+#include "daemon/schema/type_constraint.h"
 #include "daemon/schema/valijson.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -40,8 +41,9 @@ namespace kpipe::schema {
 // Only this file sees the definition; the header keeps it opaque.
 class Schema {
  public:
-  // The schema as compiled (after prepareSchema). Kept to quote the rule's operand
-  // (the allowed types, the enum, the minimum) in failure messages.
+  // The schema as compiled (after resolveReferences, which embeds the documents its $refs name,
+  // and prepareSchema). Kept to quote the rule's operand (the allowed types, the enum, the
+  // minimum) in failure messages.
   rapidjson::Document document;
   valijson::Schema compiled;
   bool uses_pattern_properties = false;
@@ -51,8 +53,6 @@ namespace {
 
 using rapidjson::Value;
 
-constexpr unsigned kParseFlags =
-    rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
 constexpr size_t kMaxValueBytes = 60;     // offending values, property names
 constexpr size_t kMaxOperandBytes = 100;  // enum lists, const values
 constexpr std::string_view kEllipsis = "\u2026";
@@ -179,26 +179,6 @@ const Value* member(const Value& object, const char* name) {
 // ---------------------------------------------------------------------------------------------
 // Compilation
 
-std::string describeParseError(std::string_view text, const rapidjson::Document& document,
-                               std::string_view origin) {
-  const size_t offset = std::min(document.GetErrorOffset(), text.size());
-  size_t line = 1;
-  size_t column = 1;
-  for (size_t i = 0; i < offset; ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
-  }
-  std::string message(origin);
-  message += ':' + std::to_string(line) + ':' + std::to_string(column) +
-             ": not valid JSON at offset " + std::to_string(offset) + ": " +
-             rapidjson::GetParseError_En(document.GetParseError());
-  return message;
-}
-
 std::optional<std::string> readFile(const std::filesystem::path& file, std::string& error) {
   std::error_code ec;
   if (std::filesystem::is_directory(file, ec)) {
@@ -222,86 +202,155 @@ std::optional<std::string> readFile(const std::filesystem::path& file, std::stri
   return std::nullopt;
 }
 
-// valijson calls this for every $ref to another document. kpipe never touches the network:
-// only relative references, resolved against the schema file's directory, are served.
-class DocumentFetcher {
- public:
-  explicit DocumentFetcher(std::optional<std::filesystem::path> base_dir)
-      : base_dir_(std::move(base_dir)) {}
+bool startsWith(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
 
-  const rapidjson::Document* fetch(const std::string& uri) {
-    const bool has_scheme = uri.find(':') < uri.find('/');
-    if (!base_dir_ || has_scheme || uri.empty() || uri.front() == '/') {
-      error_ = "$ref to " + quote(uri, 200) +
-               " cannot be resolved: kpipe never fetches remote documents; only files relative "
-               "to the schema file are read";
-      return nullptr;
+// "%20" -> " " in the path of a file: URI or a mirrored URL.
+std::string percentDecode(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i];
     }
-    const std::filesystem::path file = *base_dir_ / uri;
-    std::string read_error;
-    const auto text = readFile(file, read_error);
-    if (!text) {
-      error_ = "$ref to " + quote(uri, 200) + ": " + file.string() + ": " + read_error;
-      return nullptr;
+  }
+  return out;
+}
+
+// Serves the documents `$ref`s name (resolve.h), from local files only: kpipe never fetches
+// remote documents. file: URIs are read when the schema itself is a file (relative references
+// from it resolve to those); other URLs only under a LocalMirror's prefix.
+class LocalDocuments {
+ public:
+  // `root_file`: the schema's own file, when it is one; files it references must be in its
+  // directory (or below).
+  LocalDocuments(const std::optional<std::filesystem::path>& root_file,
+                 const CompileOptions& options)
+      : options_(options) {
+    if (root_file) {
+      std::error_code ec;
+      auto dir = std::filesystem::weakly_canonical(*root_file, ec).parent_path();
+      if (!ec) root_dir_ = std::move(dir);
     }
-    auto document = std::make_unique<rapidjson::Document>();
-    document->Parse<kParseFlags>(text->data(), text->size());
-    if (document->HasParseError()) {
-      error_ =
-          "$ref to " + quote(uri, 200) + ": " + describeParseError(*text, *document, file.string());
-      return nullptr;
-    }
-    uses_pattern_properties_ |=
-        detail::prepareSchema(*document, /*main=*/false).uses_pattern_properties;
-    return document.release();  // valijson owns it until it calls free()
   }
 
-  static void free(const rapidjson::Document* document) { delete document; }
-
-  const std::string& error() const { return error_; }
-  bool usesPatternProperties() const { return uses_pattern_properties_; }
+  std::unique_ptr<rapidjson::Document> operator()(const std::string& uri, std::string& why) const {
+    std::optional<std::filesystem::path> file;
+    for (const LocalMirror& mirror : options_.mirrors) {
+      if (startsWith(uri, mirror.uri_prefix)) {
+        file = mirror.directory /
+               percentDecode(std::string_view(uri).substr(mirror.uri_prefix.size()));
+        break;
+      }
+    }
+    if (!file && root_dir_ && startsWith(uri, "file://")) {
+      file = percentDecode(std::string_view(uri).substr(std::strlen("file://")));
+      // Only files under the root schema's directory: a schema names its neighbours, not any
+      // file the daemon can read.
+      std::error_code ec;
+      const auto real = std::filesystem::weakly_canonical(*file, ec);
+      const auto [end, _] =
+          std::mismatch(root_dir_->begin(), root_dir_->end(), real.begin(), real.end());
+      if (ec || end != root_dir_->end()) {
+        why = ": " + file->string() + " is outside " + root_dir_->string() +
+              " (the root schema's directory; kpipe reads referenced files only there)";
+        return nullptr;
+      }
+    }
+    if (!file) {
+      why =
+          " cannot be resolved: it is not the $id of a schema here, nor a file next to the "
+          "schema file, and kpipe never fetches remote documents";
+      return nullptr;
+    }
+    std::string read_error;
+    const auto text = readFile(*file, read_error);
+    if (!text) {
+      why = ": " + file->string() + ": " + read_error;
+      return nullptr;
+    }
+    try {
+      return detail::parseSchemaDocument(*text, file->string(), detail::syntaxOf(*file));
+    } catch (const std::exception& e) {
+      why = std::string(": ") + e.what();
+      return nullptr;
+    }
+  }
 
  private:
-  std::optional<std::filesystem::path> base_dir_;
-  std::string error_;
-  bool uses_pattern_properties_ = false;
+  std::optional<std::filesystem::path> root_dir_;
+  const CompileOptions& options_;
 };
 
-std::variant<SchemaPtr, CompileError> compile(std::string_view json, std::string_view origin,
-                                              std::optional<std::filesystem::path> base_dir) {
-  auto schema = std::make_shared<Schema>();
-  schema->document.Parse<kParseFlags>(json.data(), json.size());
-  if (schema->document.HasParseError()) {
-    return CompileError{describeParseError(json, schema->document, origin)};
+// "file:///dir/schema.json" for a file; an opaque URI for text, against which a relative
+// reference names nothing that can be loaded.
+std::string baseUriOf(const std::optional<std::filesystem::path>& file) {
+  if (!file) {
+    return "kpipe:inline-schema";
   }
-  DocumentFetcher fetcher(std::move(base_dir));
+  std::error_code ec;
+  const std::filesystem::path absolute = std::filesystem::absolute(*file, ec);
+  // Characters that would end the path part of the URI (or read as an escape) are encoded;
+  // LocalDocuments decodes them.
+  std::string uri = "file://";
+  for (char c : (ec ? *file : absolute).lexically_normal().string()) {
+    if (c == '%' || c == '#' || c == '?') {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      uri += '%';
+      uri += kHex[static_cast<unsigned char>(c) >> 4];
+      uri += kHex[static_cast<unsigned char>(c) & 0xF];
+    } else {
+      uri += c;
+    }
+  }
+  return uri;
+}
+
+std::variant<SchemaPtr, CompileError> compile(std::string_view text, std::string_view origin,
+                                              const std::optional<std::filesystem::path>& file,
+                                              const CompileOptions& options) {
+  auto schema = std::make_shared<Schema>();
+  try {
+    auto parsed = detail::parseSchemaDocument(
+        text, origin, file ? detail::syntaxOf(*file) : detail::syntaxOf(std::string(origin)));
+    schema->document.Swap(*parsed);
+  } catch (const std::exception& e) {
+    return CompileError{e.what()};
+  }
   try {
     if (!schema->document.IsObject() && !schema->document.IsBool()) {
       throw std::runtime_error("a schema must be a JSON object or a boolean");
     }
+    detail::resolveReferences(schema->document, baseUriOf(file), LocalDocuments(file, options));
     schema->uses_pattern_properties =
-        detail::prepareSchema(schema->document, /*main=*/true).uses_pattern_properties;
+        detail::prepareSchema(schema->document).uses_pattern_properties;
 
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
-    auto builder = detail::makePatternConstraintBuilder();
-    parser.addConstraintBuilder(detail::kPatternKeyword, builder.get());
-    static_cast<void>(builder.release());  // the parser owns it now
+    // The parser owns the builders once added.
+    parser.addConstraintBuilder(detail::kPatternKeyword,
+                                detail::makePatternConstraintBuilder().release());
+    parser.addConstraintBuilder(detail::kFormatKeyword,
+                                detail::makeFormatConstraintBuilder().release());
+    parser.addConstraintBuilder(detail::kTypeKeyword,
+                                detail::makeTypeConstraintBuilder().release());
+    parser.addConstraintBuilder(detail::kMultipleOfKeyword,
+                                detail::makeMultipleOfConstraintBuilder().release());
 
+    // Every $ref is a pointer into this one document now, so valijson fetches nothing.
     const valijson::adapters::RapidJsonAdapter root(schema->document);
-    parser.populateSchema(
-        root, schema->compiled, [&fetcher](const std::string& uri) { return fetcher.fetch(uri); },
-        &DocumentFetcher::free);
-    schema->uses_pattern_properties |= fetcher.usesPatternProperties();
+    parser.populateSchema(root, schema->compiled);
   } catch (const std::exception& e) {
-    // valijson reports a refused fetch as "Failed to fetch ..."; ours says why.
-    return CompileError{std::string(origin) + ": schema is not supported/invalid: " +
-                        (fetcher.error().empty() ? e.what() : fetcher.error())};
+    return CompileError{std::string(origin) + ": schema is not supported/invalid: " + e.what()};
   } catch (...) {
     return CompileError{std::string(origin) + ": schema is not supported/invalid: unknown error"};
   }
   return SchemaPtr(std::move(schema));
 }
-
 // ---------------------------------------------------------------------------------------------
 // Explaining valijson's errors
 
@@ -483,7 +532,14 @@ class Explainer {
     collectSchemas(schema_.document, context, 1, schemas, budget);
     const Value* fallback = nullptr;
     for (const Value* schema : schemas) {
-      if (const Value* operand = member(*schema, keyword)) {
+      const Value* operand = member(*schema, keyword);
+      if (operand == nullptr) {  // renamed by prepareSchema?
+        const std::string_view name(keyword);
+        operand = name == "type"         ? member(*schema, detail::kTypeKeyword)
+                  : name == "multipleOf" ? member(*schema, detail::kMultipleOfKeyword)
+                                         : nullptr;
+      }
+      if (operand != nullptr) {
         if (value == nullptr || violates(keyword, *operand, *value)) {
           return operand;
         }
@@ -581,6 +637,9 @@ class Explainer {
       const std::string_view length = d.substr(0, d.find(':'));
       return "string too long for pattern check (" + std::string(length) + " > " +
              std::to_string(detail::kMaxPatternSubjectBytes) + " bytes)";
+    }
+    if (consume(d, detail::kFormatMismatch)) {
+      return shown + " is not a valid " + std::string(d);
     }
     if (consume(d, "Missing required property '")) {
       return "missing required property " + quote(unquoteTail(d, "'."));
@@ -711,22 +770,24 @@ std::string Failure::str() const {
   return (pointer.empty() ? std::string("at the root") : "at " + pointer) + ": " + message;
 }
 
-std::variant<SchemaPtr, CompileError> compileFile(const std::filesystem::path& file) {
+std::variant<SchemaPtr, CompileError> compileFile(const std::filesystem::path& file,
+                                                  const CompileOptions& options) {
   try {
     std::string error;
     const auto text = readFile(file, error);
     if (!text) {
       return CompileError{file.string() + ": cannot read schema file: " + error};
     }
-    return compile(*text, file.string(), file.parent_path());
+    return compile(*text, file.string(), file, options);
   } catch (const std::exception& e) {  // e.g. bad_alloc outside compile()'s own handler
     return CompileError{file.string() + ": " + e.what()};
   }
 }
 
-std::variant<SchemaPtr, CompileError> compileText(std::string_view json, std::string_view origin) {
+std::variant<SchemaPtr, CompileError> compileText(std::string_view text, std::string_view origin,
+                                                  const CompileOptions& options) {
   try {
-    return compile(json, origin, std::nullopt);
+    return compile(text, origin, std::nullopt, options);
   } catch (const std::exception& e) {
     return CompileError{std::string(origin) + ": " + e.what()};
   }

@@ -6,7 +6,7 @@
 // reused for every message; not thread-safe.
 //
 // Failures name the JSON pointer, the offending value (truncated) and the rule:
-//   at /msg_id: "abc" does not match pattern "^[0-9a-f-]{36}$"
+//   at /msg_id: "abc" is not a valid uuid
 //   at /amount: -3 is less than minimum 0
 
 #include "daemon/schema/rapidjson.h"
@@ -33,10 +33,26 @@ struct CompileError {
   std::string message;  // names the file and what is wrong with the schema
 };
 
-// Loads and compiles a schema file (JSON). Never throws; never touches the network.
-std::variant<SchemaPtr, CompileError> compileFile(const std::filesystem::path& file);
-// Same from text; `origin` names it in messages.
-std::variant<SchemaPtr, CompileError> compileText(std::string_view json, std::string_view origin);
+// A URI prefix served from a local directory: a `$ref` to "<uri_prefix>a/b.json" reads
+// "<directory>/a/b.json". Lets schemas refer to a published URL without kpipe fetching it.
+struct LocalMirror {
+  std::string uri_prefix;  // e.g. "https://schemas.example.com/"
+  std::filesystem::path directory;
+};
+
+struct CompileOptions {
+  std::vector<LocalMirror> mirrors;
+};
+
+// Loads and compiles a schema file: JSON, or YAML for .yaml/.yml. `$ref`s resolve to `$id`s in
+// the schema and the documents it uses, to files relative to it, and to `options.mirrors`.
+// Never throws; never touches the network.
+std::variant<SchemaPtr, CompileError> compileFile(const std::filesystem::path& file,
+                                                  const CompileOptions& options = {});
+// Same from text (YAML when `origin` ends in .yaml/.yml); `origin` names it in messages. With no
+// file, relative `$ref`s resolve only to `$id`s and mirrors.
+std::variant<SchemaPtr, CompileError> compileText(std::string_view text, std::string_view origin,
+                                                  const CompileOptions& options = {});
 
 class Validator {
  public:
