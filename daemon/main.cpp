@@ -4,11 +4,13 @@
 #include "daemon/config/loader.h"
 #include "daemon/pipetest/runner.h"
 #include "daemon/replay/replay.h"
+#include "daemon/schema/explain.h"
 #include "daemon/version.h"
 
 #include <csignal>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,7 +21,16 @@ constexpr const char* kUsage = R"(usage: kpipe COMMAND [ARGS]
 
 commands:
   run CONFIG        run the pipelines of CONFIG (kpipe.yaml) until SIGTERM/SIGINT
-  check CONFIG      validate CONFIG, its pipelines and schemas; exit 1 on any error
+  check CONFIG [--against OLD_CONFIG_DIR]
+                    validate CONFIG, its pipelines and schemas; exit 1 on any error.
+                    --against also refuses schema changes that reject data the
+                    schemas of OLD_CONFIG_DIR accepted (growth-only evolution;
+                    a pipeline opts out with schema_evolution: any)
+  explain SCHEMA [DOC|-]
+                    with a document (a file, or - for standard input): print every
+                    failure, one per line (exit 1), or "valid" (exit 0); without one,
+                    print an outline of the schema. Exit 2 when the schema does not
+                    compile or a file cannot be read
   test CONFIG [TEST_FILES...] [--json] [--junit FILE] [--record]
                     run the cases of the pipeline test files (default: every
                     *.test.yaml in the pipelines directory) offline; exit 1 on any
@@ -103,8 +114,25 @@ int main(int argc, char** argv) {
   }
   if (command == "help" || command == "--help" || command == "-h") return usage(0);
   if (command == "check") {
-    if (rest.size() != 1) return usage(2);
-    return kpipe::app::check(std::string(rest[0]));
+    std::optional<std::string> config_file;
+    std::optional<std::string> against;
+    for (size_t i = 0; i < rest.size(); ++i) {
+      if (rest[i] == "--against" && i + 1 < rest.size() && !against) {
+        against = std::string(rest[++i]);
+      } else if (!rest[i].starts_with("-") && !config_file) {
+        config_file = std::string(rest[i]);
+      } else {
+        return usage(2);
+      }
+    }
+    if (!config_file) return usage(2);
+    return kpipe::app::check(*config_file, against);
+  }
+  if (command == "explain") {
+    for (auto arg : rest) {
+      if (arg == "--help" || arg == "-h") return usage(0);
+    }
+    return kpipe::schema::explainCommand(rest, std::cin, std::cout, std::cerr);
   }
   if (command == "run") {
     if (rest.size() != 1) return usage(2);

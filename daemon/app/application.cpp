@@ -1,5 +1,6 @@
 #include "daemon/app/application.h"
 
+#include "daemon/app/schema_evolution.h"
 #include "daemon/app/status_page.h"
 #include "daemon/config/loader.h"
 #include "daemon/dedup/factory.h"
@@ -217,7 +218,7 @@ int run(const config::Config& config) {
   return 0;
 }
 
-int check(const std::string& config_file) {
+int check(const std::string& config_file, const std::optional<std::string>& against) {
   auto loaded = config::loadConfig(config_file);
   std::vector<std::string> errors;
   for (const auto& e : loaded.errors) errors.push_back(e.str());
@@ -243,6 +244,20 @@ int check(const std::string& config_file) {
         if (auto* error = std::get_if<std::string>(&sink)) {
           errors.push_back(p.where.str() + ": pipeline " + p.name + ": " + *error);
         }
+      }
+    }
+  }
+  if (loaded.ok() && against) {
+    // The old config as it was deployed: a directory holding kpipe.yaml, or that file itself.
+    std::filesystem::path old_file(*against);
+    if (std::filesystem::is_directory(old_file)) old_file /= "kpipe.yaml";
+    auto previous = config::loadConfig(old_file);
+    for (const auto& e : previous.errors) {
+      errors.push_back("--against " + *against + ": " + e.str());
+    }
+    if (previous.ok()) {
+      for (auto& line : checkSchemaEvolution(*previous.config, *loaded.config)) {
+        errors.push_back(std::move(line));
       }
     }
   }

@@ -8,6 +8,7 @@
 
 #include "daemon/config/spec.h"
 
+#include <optional>
 #include <string>
 
 namespace kpipe::app {
@@ -15,9 +16,10 @@ namespace kpipe::app {
 // `kpipe run`: runs the config until a stop signal. Returns the process exit code.
 int run(const config::Config& config);
 
-// `kpipe check`: loads the config and compiles its schemas. Prints every error; returns the
-// process exit code.
-int check(const std::string& config_file);
+// `kpipe check`: loads the config and compiles its schemas; with `against` (the directory of the
+// previous config, or its kpipe.yaml), also refuses schema changes that reject data the previous
+// schemas accepted (schema_evolution.h). Prints every error; returns the process exit code.
+int check(const std::string& config_file, const std::optional<std::string>& against = {});
 
 // `kpipe broker`: a standalone embedded broker for development. Returns the exit code.
 struct BrokerOptions {

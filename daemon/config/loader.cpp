@@ -488,6 +488,10 @@ void readPipeline(ObjectReader& r, const PipelineContext& pc, PipelineSpec& p) {
   if (std::optional<Field> schema = r.field("schema")) {
     readSchema(context, *schema, pc.base_dir, p.schema);
   }
+  r.scalar("schema_evolution", p.schema_evolution,
+           detail::oneOf<PipelineSpec::SchemaEvolution>(
+               {{"growth_only", PipelineSpec::SchemaEvolution::GrowthOnly},
+                {"any", PipelineSpec::SchemaEvolution::Any}}));
   r.object("dedup", Need::Optional, [&](ObjectReader& d) {
     DedupSpec& dedup = p.dedup.emplace();
     d.scalar("id", dedup.id_pointer, detail::jsonPointer(), Need::Required);

@@ -164,6 +164,9 @@ struct PipelineSpec {
   // before the partitions are released anyway.
   Duration revoke_timeout = std::chrono::seconds(10);
   SchemaSpec schema;
+  // How `kpipe check --against` treats a changed schema: growth_only refuses a change that
+  // rejects data the old schema accepted (schema/compat.h); any allows every change.
+  enum class SchemaEvolution { GrowthOnly, Any } schema_evolution = SchemaEvolution::GrowthOnly;
   std::optional<DedupSpec> dedup;
   OutputSpec output;
   ErrorsSpec errors;

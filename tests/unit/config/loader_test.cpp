@@ -227,6 +227,7 @@ TEST_F(LoaderTest, AppliesDefaults) {
   EXPECT_EQ(p.max_pending, 2048u);
   EXPECT_EQ(p.revoke_timeout, 10s);
   EXPECT_EQ(p.output.partitioner, "murmur2_random");
+  EXPECT_EQ(p.schema_evolution, PipelineSpec::SchemaEvolution::GrowthOnly);
 }
 
 TEST_F(LoaderTest, EmptySectionsAndPrivateDedupStoreAreFine) {
@@ -746,6 +747,28 @@ schema: {unknown_type: ignore}
                           "@/pipelines/p.yaml:5:9: schema.types: missing required key \"types\"",
                           "@/pipelines/p.yaml:5:24: schema.unknown_type: \"ignore\" is not one of "
                           "error, pass"));
+}
+
+TEST_F(LoaderTest, SchemaEvolutionIsGrowthOnlyOrAny) {
+  // given: a pipeline that opts out of growth-only evolution
+  write("kpipe.yaml", "");
+  write("pipelines/p.yaml", std::string(kMinimalPipeline) + "schema_evolution: any\n");
+
+  // when
+  LoadResult result = load();
+
+  // then
+  ASSERT_TRUE(result.ok()) << ::testing::PrintToString(errors(result));
+  EXPECT_EQ(result.config->pipelines[0].schema_evolution, PipelineSpec::SchemaEvolution::Any);
+  EXPECT_THAT(pipelineErrors(R"(
+name: a
+input: {topic: t, group: g}
+key: /k
+output: {topic: o}
+schema_evolution: backward
+)"),
+              ElementsAre("@/pipelines/p.yaml:5:19: schema_evolution: \"backward\" is not one of "
+                          "growth_only, any"));
 }
 
 // --- interpolation in files ---------------------------------------------------------------------
