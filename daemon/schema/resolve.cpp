@@ -86,19 +86,6 @@ std::string jsonQuote(std::string_view text) {
   return {buffer.GetString(), buffer.GetSize()};
 }
 
-void appendToken(std::string& pointer, std::string_view token) {
-  pointer += '/';
-  for (char c : token) {
-    if (c == '~') {
-      pointer += "~0";
-    } else if (c == '/') {
-      pointer += "~1";
-    } else {
-      pointer += c;
-    }
-  }
-}
-
 // A JSON pointer in URI fragment form (RFC 6901 section 6): both valijson and RapidJSON decode
 // %XX in a `$ref`, and RapidJSON refuses any character but unreserved ones unencoded.
 std::string toFragment(std::string_view pointer) {
@@ -208,13 +195,13 @@ class Resolver {
         continue;  // data: an "$id" in there is not an identifier
       }
       const size_t length = pointer.size();
-      appendToken(pointer, key);
+      appendPointerToken(pointer, key);
       if (key == "properties" || key == "patternProperties" || key == "definitions" ||
           key == "dependencies") {
         if (it->value.IsObject()) {
           for (auto entry = it->value.MemberBegin(); entry != it->value.MemberEnd(); ++entry) {
             const size_t inner = pointer.size();
-            appendToken(pointer, {entry->name.GetString(), entry->name.GetStringLength()});
+            appendPointerToken(pointer, {entry->name.GetString(), entry->name.GetStringLength()});
             index(entry->value, scope, pointer, allocator, depth + 1, identifiable);
             pointer.resize(inner);
           }
@@ -222,7 +209,7 @@ class Resolver {
       } else if (it->value.IsArray()) {
         for (rapidjson::SizeType i = 0; i < it->value.Size(); ++i) {
           const size_t inner = pointer.size();
-          appendToken(pointer, std::to_string(i));
+          appendPointerToken(pointer, std::to_string(i));
           index(it->value[i], scope, pointer, allocator, depth + 1,
                 identifiable && isSchemaKeyword(key));
           pointer.resize(inner);
@@ -272,8 +259,8 @@ class Resolver {
       throw std::runtime_error("$ref to " + jsonQuote(written) + why);
     }
     std::string prefix;
-    appendToken(prefix, kDocumentsKeyword);
-    appendToken(prefix, std::to_string(documents_.size() + 1));
+    appendPointerToken(prefix, kDocumentsKeyword);
+    appendPointerToken(prefix, std::to_string(documents_.size() + 1));
     documents_.push_back({std::move(document), prefix});
     Loaded& loaded = documents_.back();
     addDocument(*loaded.document, &loaded.document->GetAllocator(), uri, prefix);
@@ -377,6 +364,19 @@ std::string resolveUri(std::string_view base, std::string_view reference) {
 void resolveReferences(rapidjson::Document& document, const std::string& base_uri,
                        const DocumentLoader& load) {
   Resolver(document, load).run(base_uri);
+}
+
+void appendPointerToken(std::string& pointer, std::string_view token) {
+  pointer += '/';
+  for (char c : token) {
+    if (c == '~') {
+      pointer += "~0";
+    } else if (c == '/') {
+      pointer += "~1";
+    } else {
+      pointer += c;
+    }
+  }
 }
 
 }  // namespace kpipe::schema::detail

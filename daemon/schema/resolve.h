@@ -34,6 +34,9 @@ using DocumentLoader =
 void resolveReferences(rapidjson::Document& document, const std::string& base_uri,
                        const DocumentLoader& load);
 
+// Appends "/" and `token` escaped as a JSON pointer token (RFC 6901: "~" → "~0", "/" → "~1").
+void appendPointerToken(std::string& pointer, std::string_view token);
+
 // RFC 3986 section 5.2: `reference` resolved against the absolute URI `base`. Exposed for tests.
 std::string resolveUri(std::string_view base, std::string_view reference);
 

@@ -132,19 +132,6 @@ std::string quote(std::string_view text, size_t limit = kMaxValueBytes) {
   return buffer.take();
 }
 
-void appendPointerToken(std::string& pointer, std::string_view token) {
-  pointer += '/';
-  for (char c : token) {
-    if (c == '~') {
-      pointer += "~0";
-    } else if (c == '/') {
-      pointer += "~1";
-    } else {
-      pointer += c;
-    }
-  }
-}
-
 std::optional<size_t> parseIndex(std::string_view token) {
   if (token.empty() || token.size() > 18 ||
       !std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; })) {
@@ -485,7 +472,7 @@ class Explainer {
     std::string pointer;
     // context[0] is "<root>", then one "[name]" or "[index]" per level.
     for (size_t i = 1; i < context.size(); ++i) {
-      appendPointerToken(pointer, tokenOf(context[i]));
+      detail::appendPointerToken(pointer, tokenOf(context[i]));
     }
     return pointer;
   }
@@ -851,7 +838,7 @@ struct Validator::Impl {
     }
     std::string pointer;
     for (auto it = tokens.rbegin(); it != tokens.rend(); ++it) {
-      appendPointerToken(pointer, *it);
+      detail::appendPointerToken(pointer, *it);
     }
     return pointer;
   }

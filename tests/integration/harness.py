@@ -290,25 +290,24 @@ def committed_offsets(bootstrap, group, topic, partitions):
         consumer.close()
 
 
-def end_offsets(bootstrap, topic, partitions):
+def _offsets(bootstrap, topic, partitions, which):
     from kafka import KafkaConsumer, TopicPartition
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, api_version=(2, 5, 0))
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
-        return {tp.partition: o for tp, o in consumer.end_offsets(tps).items()}
+        return {tp.partition: o for tp, o in getattr(consumer, which)(tps).items()}
     finally:
         consumer.close()
+
+
+def end_offsets(bootstrap, topic, partitions):
+    """{partition: high watermark}."""
+    return _offsets(bootstrap, topic, partitions, "end_offsets")
 
 
 def start_offsets(bootstrap, topic, partitions):
     """{partition: log start offset}: above 0 once the embedded broker dropped old records."""
-    from kafka import KafkaConsumer, TopicPartition
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, api_version=(2, 5, 0))
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        return {tp.partition: o for tp, o in consumer.beginning_offsets(tps).items()}
-    finally:
-        consumer.close()
+    return _offsets(bootstrap, topic, partitions, "beginning_offsets")
 
 
 def murmur2(data):
