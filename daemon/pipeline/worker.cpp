@@ -417,10 +417,6 @@ void Worker::process(rd_kafka_message_t* message) {
   state.tracker.begin(message->offset, rd_kafka_message_timestamp(message, nullptr));
   ++inflight_;
   stats_.inflight.Increment();
-  if (f->decision.route == Route::Drop) {
-    complete(f);
-    return;
-  }
   // Every message waits for its turn (key, partition or a free slot) and counts in the
   // partition's bound. One without a key failed before the key stage: an error record that
   // waits for no other message, so it gets a key of its own (from its offset).
