@@ -10,10 +10,10 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 
 PACKAGES=(
   # toolchain
-  build-essential cmake ninja-build pkg-config clang
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   # libraries
   librdkafka-dev libyaml-cpp-dev rapidjson-dev libvalijson-dev libboost-dev prometheus-cpp-dev
-  libhiredis-dev liblmdb-dev
+  libhiredis-dev liblmdb-dev libsystemd-dev
   libssl-dev
   # tests (openssl: the HTTP sink tests make their certificates with it)
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev openssl
@@ -21,6 +21,10 @@ PACKAGES=(
   kcat python3 python3-kafka curl procps redis-server lmdb-utils
   # alert rules and dashboard checks: promtool (package prometheus), YAML for the rule files
   prometheus python3-yaml
+  # systemd unit checks (systemd-analyze verify/security, systemd-sysusers, systemd-tmpfiles)
+  systemd
+  # container test: podman, runc (crun refuses hybrid cgroups), -p (netavark, iptables), base image
+  podman buildah runc netavark aardvark-dns iptables mmdebstrap debootstrap
 )
 
 missing=()

@@ -16,6 +16,11 @@ constexpr unsigned kParseFlags =
     rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
 // Far beyond any real schema; bounds the recursion of the YAML conversion.
 constexpr int kMaxYamlDepth = 256;
+// Values a YAML schema may convert to. An alias (*name) converts to a copy of what its anchor
+// names, so without a bound a few hundred bytes of nested aliases ("billion laughs") expand to
+// 10^9 values: memory and time without end. Without aliases a YAML text never has more values
+// than bytes, so the bound only ever stops aliases.
+constexpr size_t kMinYamlValueBudget = 100'000;
 
 [[noreturn]] void parseJsonFailed(std::string_view text, const rapidjson::Document& document,
                                   std::string_view origin) {
@@ -38,12 +43,17 @@ constexpr int kMaxYamlDepth = 256;
 
 class YamlConverter {
  public:
-  YamlConverter(std::string_view origin, rapidjson::Document::AllocatorType& allocator)
-      : origin_(origin), allocator_(allocator) {}
+  YamlConverter(std::string_view origin, rapidjson::Document::AllocatorType& allocator,
+                size_t value_budget)
+      : origin_(origin), allocator_(allocator), value_budget_(value_budget) {}
 
   rapidjson::Value convert(const YAML::Node& node, int depth) {
     if (depth > kMaxYamlDepth) {
       fail(node, "nests deeper than " + std::to_string(kMaxYamlDepth) + " levels");
+    }
+    if (++values_ > value_budget_) {
+      fail(node, "expands to more than " + std::to_string(value_budget_) +
+                     " values through aliases (*name)");
     }
     switch (node.Type()) {
       case YAML::NodeType::Null:
@@ -145,6 +155,8 @@ class YamlConverter {
 
   std::string_view origin_;
   rapidjson::Document::AllocatorType& allocator_;
+  size_t value_budget_;
+  size_t values_ = 0;
 };
 
 }  // namespace
@@ -172,7 +184,8 @@ std::unique_ptr<rapidjson::Document> parseSchemaDocument(std::string_view text,
     throw std::runtime_error(std::string(origin) + ':' + std::to_string(e.mark.line + 1) + ':' +
                              std::to_string(e.mark.column + 1) + ": not valid YAML: " + e.msg);
   }
-  YamlConverter converter(origin, document->GetAllocator());
+  YamlConverter converter(origin, document->GetAllocator(),
+                          std::max(kMinYamlValueBudget, text.size()));
   rapidjson::Value value = converter.convert(root, 0);
   static_cast<rapidjson::Value&>(*document) = value;  // moves
   return document;

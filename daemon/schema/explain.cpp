@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 namespace kpipe::schema {
 namespace {
@@ -19,7 +21,35 @@ using rapidjson::Value;
 
 constexpr size_t kMaxShownBytes = 80;  // enum lists, const values, descriptions
 constexpr int kMaxOutlineDepth = 32;   // nesting shown before "…"
+// Lines of an outline. Each branch expands a local `$ref` again, so a schema whose definitions
+// each use the next one twice (d0: allOf [d1, d1], d1: allOf [d2, d2], ...) has an outline of
+// 2^depth lines; without a bound `kpipe explain` prints until memory runs out.
+constexpr size_t kMaxOutlineLines = 10'000;
 constexpr size_t kMaxExplainFailures = 1000;
+// As the pipeline (pipeline/router.cpp): a document nested deeper is refused before validation,
+// whose checks (valijson's uniqueItems, enum, const) recurse once per level.
+constexpr int kMaxDocumentDepth = 128;
+
+// Whether arrays and objects in `value` nest deeper than `limit`; without recursion.
+bool nestsDeeperThan(const Value& value, int limit) {
+  std::vector<std::pair<const Value*, int>> stack{{&value, 1}};
+  while (!stack.empty()) {
+    const Value* v = stack.back().first;
+    const int depth = stack.back().second;
+    stack.pop_back();
+    const auto push = [&](const Value& child) {
+      if (child.IsArray() || child.IsObject()) stack.emplace_back(&child, depth + 1);
+    };
+    if (v->IsArray()) {
+      if (depth > limit) return true;
+      for (const Value& item : v->GetArray()) push(item);
+    } else if (v->IsObject()) {
+      if (depth > limit) return true;
+      for (const auto& m : v->GetObject()) push(m.value);
+    }
+  }
+  return false;
+}
 
 std::string json(const Value& value) {
   rapidjson::StringBuffer buffer;
@@ -56,10 +86,14 @@ class Outliner {
   explicit Outliner(const Value& root) : root_(root) {}
 
   void node(const Value& schema, const std::string& name, int indent) {
+    if (lines_seen_ >= kMaxOutlineLines) {  // take() says where it stopped
+      lines_seen_ = kMaxOutlineLines + 1;
+      return;
+    }
     std::string line(static_cast<size_t>(indent) * 2, ' ');
     line += name + ": ";
     if (indent > kMaxOutlineDepth) {
-      lines_ += line + "\u2026\n";
+      emit(line + "\u2026\n");
       return;
     }
     const Value* s = &schema;
@@ -73,11 +107,11 @@ class Outliner {
         target = pointer.IsValid() ? pointer.Get(root_) : nullptr;
       }
       if (target == nullptr) {
-        lines_ += line + via + " (not expanded)\n";
+        emit(line + via + " (not expanded)\n");
         return;
       }
       if (expanding_.contains(target)) {
-        lines_ += line + via + " (recursive)\n";
+        emit(line + via + " (recursive)\n");
         return;
       }
       s = target;
@@ -85,14 +119,29 @@ class Outliner {
     if (target != nullptr) expanding_.insert(target);
     std::string text = summary(*s);
     if (!via.empty()) text = via + (text.empty() ? "" : " \u2192 " + text);
-    lines_ += line + (text.empty() ? "any value" : text) + "\n";
+    emit(line + (text.empty() ? "any value" : text) + "\n");
     children(*s, indent + 1);
     if (target != nullptr) expanding_.erase(target);
   }
 
-  std::string take() { return std::move(lines_); }
+  std::string take() {
+    if (lines_seen_ > kMaxOutlineLines) {
+      lines_ += "\u2026 (outline cut at " + std::to_string(kMaxOutlineLines) +
+                " lines: $refs expand to more)\n";
+    }
+    return std::move(lines_);
+  }
 
  private:
+  void emit(std::string line) {
+    if (lines_seen_ >= kMaxOutlineLines) {
+      lines_seen_ = kMaxOutlineLines + 1;
+      return;
+    }
+    ++lines_seen_;
+    lines_ += line;
+  }
+
   static std::string summary(const Value& s) {
     if (s.IsBool()) return s.GetBool() ? "any value" : "no value (false)";
     if (!s.IsObject()) return "not a schema: " + json(s);
@@ -158,8 +207,7 @@ class Outliner {
       for (const auto& r : required->GetArray()) {
         if (!r.IsString()) continue;
         if (properties != nullptr && properties->IsObject() && properties->HasMember(r)) continue;
-        lines_ +=
-            std::string(static_cast<size_t>(indent) * 2, ' ') + r.GetString() + "*: any value\n";
+        emit(std::string(static_cast<size_t>(indent) * 2, ' ') + r.GetString() + "*: any value\n");
       }
     }
     if (const Value* patterns = member(s, "patternProperties");
@@ -198,6 +246,7 @@ class Outliner {
   const Value& root_;
   std::set<const Value*> expanding_;
   std::string lines_;
+  size_t lines_seen_ = 0;  // lines emitted; kMaxOutlineLines + 1 once some were dropped
 };
 
 }  // namespace
@@ -206,8 +255,13 @@ std::variant<std::unique_ptr<rapidjson::Document>, std::string> loadSchemaDocume
     const std::filesystem::path& file) {
   auto text = readText(file);
   if (text.index() == 1) return std::get<1>(text);
+  return parseSchemaDocument(file, std::get<0>(text));
+}
+
+std::variant<std::unique_ptr<rapidjson::Document>, std::string> parseSchemaDocument(
+    const std::filesystem::path& file, std::string_view text) {
   try {
-    return detail::parseSchemaDocument(std::get<0>(text), file.string(), detail::syntaxOf(file));
+    return detail::parseSchemaDocument(text, file.string(), detail::syntaxOf(file));
   } catch (const std::exception& e) {
     return std::string(e.what());
   }
@@ -261,6 +315,11 @@ int explainCommand(const std::vector<std::string_view>& args, std::istream& in, 
   if (document.HasParseError()) {
     err << "kpipe explain: " << origin << ": not JSON at offset " << document.GetErrorOffset()
         << ": " << rapidjson::GetParseError_En(document.GetParseError()) << "\n";
+    return 2;
+  }
+  if (nestsDeeperThan(document, kMaxDocumentDepth)) {
+    err << "kpipe explain: " << origin << ": JSON nested deeper than " << kMaxDocumentDepth
+        << " levels (a pipeline refuses it at the decode stage)\n";
     return 2;
   }
   Validator validator;

@@ -34,6 +34,7 @@ constexpr auto kRegexFlags = std::regex::ECMAScript | std::regex_constants::__po
 class CompiledPattern {
  public:
   explicit CompiledPattern(std::string source) : source_(std::move(source)) {
+    checkRepetitionCounts(source_);
     try {
       // The pattern alone first: wrapping could turn an invalid pattern such as `a)(b` valid.
       search_.assign(source_, kRegexFlags);
@@ -116,6 +117,35 @@ class PatternConstraintBuilder final : public valijson::ConstraintBuilder {
 };
 
 }  // namespace
+
+void checkRepetitionCounts(std::string_view pattern) {
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\') {
+      ++i;  // an escaped character is never a quantifier's brace
+    } else if (in_class) {
+      in_class = c != ']';
+    } else if (c == '[') {
+      in_class = true;
+    } else if (c == '{') {
+      // `{digits` and then `,digits`: each run of digits is a count.
+      for (size_t j = i + 1; j < pattern.size();) {
+        unsigned long count = 0;
+        const size_t start = j;
+        for (; j < pattern.size() && pattern[j] >= '0' && pattern[j] <= '9'; ++j) {
+          count = count * 10 + static_cast<unsigned long>(pattern[j] - '0');
+          if (count > kMaxRepetitionCount) {
+            throw std::runtime_error("pattern \"" + std::string(pattern) + "\" repeats more than " +
+                                     std::to_string(kMaxRepetitionCount) + " times");
+          }
+        }
+        if (j == start || j >= pattern.size() || pattern[j] != ',') break;
+        ++j;
+      }
+    }
+  }
+}
 
 bool patternMatches(std::string_view pattern, std::string_view subject) {
   try {

@@ -49,4 +49,13 @@ std::unique_ptr<valijson::ConstraintBuilder> makePatternConstraintBuilder();
 // (for explaining failures, not for the hot path). False for an invalid pattern.
 bool patternMatches(std::string_view pattern, std::string_view subject);
 
+// libstdc++ 12 reads the counts of `{n}`, `{n,}` and `{n,m}` into a long without overflow checks
+// (undefined behaviour) and builds wrong automata for counts near LONG_MAX:
+// `a{9223372036854775807}` matched "aa". A count above this cannot be built anyway (each repetition
+// is at least one NFA state, and libstdc++ stops at 100,000), so such patterns are refused before
+// std::regex sees them: by the pattern constraint, and by prepareSchema for patternProperties.
+inline constexpr unsigned long kMaxRepetitionCount = 100'000;
+// Throws std::runtime_error naming the pattern when one of its counts is over the limit.
+void checkRepetitionCounts(std::string_view pattern);
+
 }  // namespace kpipe::schema::detail

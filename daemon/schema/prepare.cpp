@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace kpipe::schema::detail {
@@ -70,6 +71,29 @@ bool allowsIntegerOnly(const Value& type) {
   return integer;
 }
 
+// Whether arrays and objects in `data` (an enum, const, default or examples value) nest deeper
+// than `limit`; without recursion. The schema walk does not descend into data, but valijson copies
+// enum and const values recursively when it compiles them (100,000 nested arrays overflow the
+// stack) and explanations render them: such values are refused like too deep schemas.
+bool dataNestsDeeperThan(const Value& data, int limit) {
+  std::vector<std::pair<const Value*, int>> stack{{&data, 0}};
+  while (!stack.empty()) {
+    const Value* value = stack.back().first;
+    const int depth = stack.back().second;
+    stack.pop_back();
+    if (depth > limit) return true;
+    const auto push = [&](const Value& child) {
+      if (child.IsArray() || child.IsObject()) stack.emplace_back(&child, depth + 1);
+    };
+    if (value->IsArray()) {
+      for (const Value& item : value->GetArray()) push(item);
+    } else if (value->IsObject()) {
+      for (const auto& m : value->GetObject()) push(m.value);
+    }
+  }
+  return false;
+}
+
 bool isCount(std::string_view key) {
   return key == "minItems" || key == "maxItems" || key == "minLength" || key == "maxLength" ||
          key == "minProperties" || key == "maxProperties";
@@ -86,7 +110,7 @@ void integralToUnsigned(Value& count) {
   }
 }
 
-// Renames `pattern`, `format`, integer `type`s and fractional `multipleOf`s, fixes integral counts,
+// Renames `pattern`, `format`, integer `type`s and `multipleOf`s, fixes integral counts,
 // notes `patternProperties`, and lists every schema object.
 class Walker {
  public:
@@ -109,19 +133,30 @@ class Walker {
         m.name.SetString(rapidjson::StringRef(kFormatKeyword));
       } else if (key == "type" && allowsIntegerOnly(m.value)) {
         m.name.SetString(rapidjson::StringRef(kTypeKeyword));
-      } else if (key == "multipleOf" && m.value.IsDouble() &&
-                 std::trunc(m.value.GetDouble()) != m.value.GetDouble()) {
+      } else if (key == "multipleOf") {
+        // Every divisor: valijson's integer one divides by 0 and -1 as told (SIGFPE) and
+        // truncates decimals to integers (2.5 "is a multiple of 2"; 1e307: undefined behaviour).
         m.name.SetString(rapidjson::StringRef(kMultipleOfKeyword));
       } else if (isCount(key)) {
         integralToUnsigned(m.value);
       } else if (key == "enum" || key == "const" || key == "default" || key == "examples") {
         // Data, not schemas: an enum value {"pattern": "x"} must stay as written.
+        if (dataNestsDeeperThan(m.value, kMaxSchemaDepth)) {
+          throw std::runtime_error("the value of \"" + std::string(key) + "\" nests deeper than " +
+                                   std::to_string(kMaxSchemaDepth) + " levels");
+        }
       } else if (key == "properties" || key == "patternProperties" || key == "definitions" ||
                  key == "dependencies") {
         // Maps from names to schemas: the names are data ("pattern" may be a property name).
         uses_pattern_properties |= key == "patternProperties";
         if (m.value.IsObject()) {
-          forEachMember(m.value, [&](Value::Member& entry) { walkSchema(entry.value, depth + 1); });
+          forEachMember(m.value, [&](Value::Member& entry) {
+            if (key == "patternProperties") {
+              // valijson compiles these itself, with std::regex, at every validation.
+              checkRepetitionCounts({entry.name.GetString(), entry.name.GetStringLength()});
+            }
+            walkSchema(entry.value, depth + 1);
+          });
         }
       } else if (m.value.IsArray()) {
         // items, allOf, ... and unknown keywords too: a $ref may point anywhere, so whatever

@@ -4,7 +4,7 @@
 // It works around what would otherwise crash or hang the daemon inside valijson 1.0:
 // - renames `pattern` to the safe custom keyword (pattern.h), `format` to kpipe's (format.h), and
 //   a `type` that allows "integer" but not "number" to kpipe's (type_constraint.h), a
-//   fractional `multipleOf` to kpipe's (multiple_of.h);
+//   `multipleOf` to kpipe's (multiple_of.h);
 // - writes `"maxItems": 2.0` (and the other counts) as the integer valijson insists on;
 // - refuses `$ref` cycles that never descend into the document (`{"$ref": "#"}`, a -> b -> a,
 //   `{"allOf": [{"$ref": "#"}]}`): valijson recurses on them without end, at compile time for
