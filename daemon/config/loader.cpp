@@ -1,6 +1,7 @@
 #include "daemon/config/loader.h"
 
 #include "daemon/config/reader.h"
+#include "daemon/config/redact.h"
 
 #include <algorithm>
 #include <charconv>
@@ -70,11 +71,14 @@ void readKafka(ObjectReader& r, KafkaSpec& kafka) {
     e.scalar("brokers", kafka.embedded_broker.brokers, detail::integerIn(1));
     e.scalar("partitions", kafka.embedded_broker.default_partitions, detail::integerIn(1));
   });
+  // Values pass through to librdkafka as they are; NAME_file reads NAME's value from a file
+  // (librdkafka has no property ending in "_file": its file settings end in ".location").
   auto readProperties = [&](const char* key, std::map<std::string, std::string>& out) {
     r.object(key, Need::Optional, [&](ObjectReader& p) {
-      p.forEach([&](const Field& property) {
+      p.forEachString([&](const std::string& name, const Field& property) {
         if (auto value = p.context().scalar(property, detail::anyString())) {
-          out[property.name] = *value;
+          out[name] = *value;
+          if (property.reads_file) kafka.secret_properties.insert(name);
         }
       });
     });
@@ -177,7 +181,7 @@ void readStore(ObjectReader& r, StoreSpec& store, const fs::path& base_dir) {
       r.scalar("max_entries", store.max_entries, detail::integerIn<uint64_t>(1));
       break;
     case StoreType::Redis: {
-      if (auto url = r.field("url", Need::Required)) {
+      if (auto url = r.stringField("url", Need::Required)) {
         if (auto text = r.context().scalar(*url, detail::nonEmptyString())) {
           if (auto error = parseRedisUrl(*text, store.redis)) {
             r.context().error(*url, "redis url: " + *error);
@@ -199,8 +203,9 @@ void readStore(ObjectReader& r, StoreSpec& store, const fs::path& base_dir) {
   }
   // A field of another store type: say whose it is, rather than "unknown key".
   static const std::pair<const char*, const char*> kTypeFields[] = {
-      {"max_entries", "memory"}, {"url", "redis"}, {"timeout", "redis"},
-      {"prefix", "redis"},       {"path", "lmdb"}, {"map_size", "lmdb"}};
+      {"max_entries", "memory"}, {"url", "redis"},    {"url_file", "redis"},
+      {"timeout", "redis"},      {"prefix", "redis"}, {"prefix_file", "redis"},
+      {"path", "lmdb"},          {"map_size", "lmdb"}};
   for (const auto& [key, owner] : kTypeFields) {
     if (*type_name != owner && r.has(key)) {
       r.field(key);
@@ -267,11 +272,29 @@ struct MainResult {
   bool stores_known = true;
 };
 
+// shutdown: {drain_timeout} and reload: {watch, debounce}.
+void readOperations(ObjectReader& r, Config& config) {
+  r.object("shutdown", Need::Optional, [&](ObjectReader& s) {
+    s.scalar("drain_timeout", config.drain_timeout,
+             detail::durationBetween(Duration(1), std::chrono::minutes(10)));
+  });
+  r.object("reload", Need::Optional, [&](ObjectReader& s) {
+    s.scalar("watch", config.reload_watch, detail::boolean());
+    s.scalar("debounce", config.reload_debounce,
+             detail::durationBetween(Duration(0), std::chrono::seconds(10)));
+  });
+}
+
 MainResult readMain(Context& context, const YAML::Node& root, const fs::path& file,
                     Config& config) {
   MainResult result;
   ObjectReader r(context, documentRoot(root));
+  const size_t kafka_secrets = context.secretFiles().size();
   r.object("kafka", Need::Optional, [&](ObjectReader& k) { readKafka(k, config.kafka); });
+  // A secret file's content counts too: a changed password must restart the clients.
+  if (root.IsMap() && root["kafka"]) {
+    config.kafka_fingerprint = YAML::Dump(root["kafka"]) + context.secretDigests(kafka_secrets);
+  }
   r.object("http", Need::Optional, [&](ObjectReader& h) { readHttp(h, config.http); });
 
   std::optional<Field> pipelines_field = r.field("pipelines");
@@ -299,14 +322,18 @@ MainResult readMain(Context& context, const YAML::Node& root, const fs::path& fi
       s.forEach([&](const Field& entry) {
         StoreSpec& store = config.stores[entry.name];
         store.name = entry.name;
+        store.fingerprint = YAML::Dump(entry.value);
         store.where = SourceLocation{context.diagnostics().file(), entry.key_mark.line + 1,
                                      entry.key_mark.column + 1};
+        const size_t store_secrets = context.secretFiles().size();
         detail::readObject(context, entry,
                            [&](ObjectReader& e) { readStore(e, store, config.base_dir); });
+        store.fingerprint += context.secretDigests(store_secrets);
       });
     });
   }
   r.object("log", Need::Optional, [&](ObjectReader& l) { readLog(l, config.log); });
+  readOperations(r, config);
   r.finish();
   return result;
 }
@@ -317,6 +344,7 @@ struct PipelineContext {
   fs::path base_dir;
   const std::map<std::string, StoreSpec>* stores;  // nullptr: references are not checked
   std::map<std::string, std::string>* names;       // pipeline name -> file that defined it
+  std::vector<fs::path>* secret_files;             // x_file files read, appended to
 };
 
 // Resolves a path against kpipe.yaml's directory and checks the file is there now, so a typo
@@ -348,23 +376,28 @@ std::optional<fs::path> schemaFile(Context& context, const Field& field, const f
 // output.http: where the output goes when it is an HTTP endpoint (sinks/http_sink.h).
 void readHttpSink(ObjectReader& h, const fs::path& base_dir, HttpSinkSpec& http) {
   Context& context = h.context();
+  http.url_secret = h.has("url_file");
   if (h.scalar("url", http.url, detail::nonEmptyString(), Need::Required)) {
     std::string_view url = http.url;
     std::string_view rest = url.starts_with("https://")  ? url.substr(8)
                             : url.starts_with("http://") ? url.substr(7)
                                                          : std::string_view{};
+    // The URL may carry credentials (userinfo, a token in the query or, from url_file, anywhere).
+    const std::string shown =
+        http.url_secret ? std::string("the URL in the file") : detail::quote(redactUrl(url));
     if (rest.data() == nullptr) {
-      h.error("url", detail::quote(url) + " is not an http:// or https:// URL");
+      h.error(http.url_secret ? "url_file" : "url", shown + " is not an http:// or https:// URL");
     } else if (rest.empty() || rest.front() == '/' || rest.front() == ':') {
-      h.error("url", detail::quote(url) + " has no host");
+      h.error(http.url_secret ? "url_file" : "url", shown + " has no host");
     }
   }
   h.scalar("method", http.method,
            detail::oneOf<std::string>({{"POST", "POST"}, {"PUT", "PUT"}, {"PATCH", "PATCH"}}));
   h.object("headers", Need::Optional, [&](ObjectReader& headers) {
-    headers.forEach([&](const Field& header) {
+    headers.forEachString([&](const std::string& name, const Field& header) {
       if (auto value = context.scalar(header, detail::anyString())) {
-        http.headers[header.name] = *value;
+        http.headers[name] = *value;
+        if (header.reads_file) http.secret_headers.insert(name);
       }
     });
   });
@@ -387,6 +420,14 @@ void readHttpSink(ObjectReader& h, const fs::path& base_dir, HttpSinkSpec& http)
   }
   if (std::optional<Field> ca = h.field("ca_file")) {
     if (auto path = existingFile(context, *ca, base_dir, "CA file")) http.ca_file = *path;
+  }
+  const bool tls_given = h.object("tls", Need::Optional, [&](ObjectReader& tls) {
+    tls.scalar("verify", http.tls_verify, detail::boolean());
+  });
+  if (tls_given && http.url.starts_with("http://")) {
+    h.error("tls", "tls applies to https:// URLs; this one is http://");
+  } else if (!http.tls_verify && h.has("ca_file")) {
+    h.error("ca_file", "not used with tls.verify: false (nothing is verified); remove one of them");
   }
 }
 
@@ -495,7 +536,10 @@ void readPipeline(ObjectReader& r, const PipelineContext& pc, PipelineSpec& p) {
   r.object("dedup", Need::Optional, [&](ObjectReader& d) {
     DedupSpec& dedup = p.dedup.emplace();
     d.scalar("id", dedup.id_pointer, detail::jsonPointer(), Need::Required);
-    if (d.scalar("store", dedup.store, detail::anyString()) && !dedup.store.empty() &&
+    // A reference to a key of `stores`, not a value: no store_file.
+    Parser<std::string> store_name = detail::anyString();
+    store_name.from_file = false;
+    if (d.scalar("store", dedup.store, store_name) && !dedup.store.empty() &&
         pc.stores != nullptr && !pc.stores->contains(dedup.store)) {
       std::vector<std::string> names;
       for (const auto& [name, store] : *pc.stores) names.push_back(name);
@@ -561,11 +605,13 @@ std::optional<PipelineSpec> loadPipeline(const PipelineFile& file, const Pipelin
                           detail::describe(*root));
     return std::nullopt;
   }
-  Context context(diagnostics, env);
+  Context context(diagnostics, env, pc.base_dir);
   PipelineSpec pipeline;
   pipeline.where = SourceLocation{file.display, 1, 1};
   detail::readObject(context, documentRoot(*root),
                      [&](ObjectReader& r) { readPipeline(r, pc, pipeline); });
+  pipeline.fingerprint = YAML::Dump(*root) + context.secretDigests(0);
+  for (const auto& secret : context.secretFiles()) pc.secret_files->push_back(secret.path);
   return pipeline;
 }
 
@@ -587,12 +633,13 @@ void load(const fs::path& file, const EnvLookup& env, LoadResult& result) {
   if (std::optional<YAML::Node> root =
           parseYamlFile(file, main_diagnostics, kMaxConfigFileBytes, "a config file")) {
     if (root->IsMap() || root->IsNull()) {
-      Context context(main_diagnostics, env);
+      Context context(main_diagnostics, env, config.base_dir);
       main = readMain(context, *root, file, config);
+      for (const auto& secret : context.secretFiles()) config.secret_files.push_back(secret.path);
     } else {
       main_diagnostics.error(root->Mark(), "",
-                             "expected a map (kafka, http, pipelines, stores, log) at the top "
-                             "level, got " +
+                             "expected a map (kafka, http, pipelines, stores, log, shutdown, "
+                             "reload) at the top level, got " +
                                  detail::describe(*root));
     }
   }
@@ -601,7 +648,8 @@ void load(const fs::path& file, const EnvLookup& env, LoadResult& result) {
   // Pipeline files are read even when kpipe.yaml has errors, so one run shows everything; only
   // an unknown pipelines directory (kpipe.yaml unparseable, or the key wrong) stops that.
   std::map<std::string, std::string> names;
-  PipelineContext pc{config.base_dir, main.stores_known ? &config.stores : nullptr, &names};
+  PipelineContext pc{config.base_dir, main.stores_known ? &config.stores : nullptr, &names,
+                     &config.secret_files};
   for (const PipelineFile& pipeline_file :
        main.pipeline_files.value_or(std::vector<PipelineFile>{})) {
     Diagnostics diagnostics(pipeline_file.display);

@@ -1,6 +1,8 @@
 #include "daemon/config/reader.h"
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -8,8 +10,16 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <sstream>
 
 namespace kpipe::config::detail {
+
+namespace {
+thread_local KeyInventory* recording = nullptr;
+}  // namespace
+
+RecordKeys::RecordKeys(KeyInventory& inventory) : previous_(recording) { recording = &inventory; }
+RecordKeys::~RecordKeys() { recording = previous_; }
 
 void Diagnostics::error(const YAML::Mark& at, std::string key_path, std::string message) {
   // yaml-cpp uses -1 for "no position" (null_mark); report those as file-level.
@@ -31,6 +41,7 @@ std::vector<ConfigError> Diagnostics::take() {
 }
 
 std::optional<std::string> Context::text(const Field& field, std::string_view what) {
+  if (field.reads_file) return readSecretFile(field);
   if (!field.value.IsScalar()) {
     error(field, "expected " + std::string(what) + ", got " + describe(field.value));
     return std::nullopt;
@@ -43,8 +54,61 @@ std::optional<std::string> Context::text(const Field& field, std::string_view wh
   return std::move(result.value);
 }
 
+std::optional<std::string> Context::readSecretFile(const Field& field) {
+  Field path_field = field;
+  path_field.reads_file = false;
+  std::optional<std::string> path = text(path_field, "a file path");
+  if (!path) return std::nullopt;
+  if (path->empty()) {
+    error(field, "expected the path of a file holding the value, got an empty string");
+    return std::nullopt;
+  }
+  const std::filesystem::path resolved = (base_dir_ / *path).lexically_normal();
+  std::string problem;
+  std::optional<std::string> content =
+      readLimitedFile(resolved, kMaxSecretFileBytes, "a secret file", problem);
+  if (!content) {
+    error(field, "cannot read " + resolved.string() + ": " + problem +
+                     (problem == "file not found"
+                          ? " (relative paths start at the directory of kpipe.yaml)"
+                          : ""));
+    return std::nullopt;
+  }
+  if (content->ends_with("\r\n")) {
+    content->resize(content->size() - 2);
+  } else if (content->ends_with('\n')) {
+    content->pop_back();
+  }
+  if (content->find_first_of("\r\n") != std::string::npos) {
+    error(field, resolved.string() + " has a line break inside; only one at the end is allowed" +
+                     (field.path.find(".pem") != std::string::npos
+                          ? " (for PEM keys and certificates use librdkafka's ssl.key.location, "
+                            "ssl.certificate.location and ssl.ca.location)"
+                          : ""));
+    return std::nullopt;
+  }
+  if (content->find('\0') != std::string::npos) {
+    error(field, resolved.string() + " holds a NUL byte");
+    return std::nullopt;
+  }
+  secret_files_.push_back(SecretFile{resolved, std::hash<std::string>{}(*content)});
+  return content;
+}
+
+std::string Context::secretDigests(size_t first) const {
+  std::string out;
+  for (size_t i = first; i < secret_files_.size(); ++i) {
+    out += "\n# secret " + secret_files_[i].path.string() + " " +
+           std::to_string(secret_files_[i].digest);
+  }
+  return out;
+}
+
 ObjectReader::ObjectReader(Context& context, Field field)
     : context_(context), self_(std::move(field)) {
+  if (recording != nullptr) {
+    inventory_ = &recording->maps[{context_.diagnostics().file(), self_.path}];
+  }
   if (self_.value.IsNull()) {
     is_map_ = true;
     return;
@@ -76,10 +140,17 @@ ObjectReader::ObjectReader(Context& context, Field field)
   }
 }
 
+void ObjectReader::record(std::string_view key, std::string_view what) {
+  if (inventory_ == nullptr) return;
+  inventory_->keys.emplace(key);
+  inventory_->what.emplace(std::string(key), std::string(what));
+}
+
 std::optional<Field> ObjectReader::field(std::string_view key, Need need) {
   if (std::find(known_keys_.begin(), known_keys_.end(), key) == known_keys_.end()) {
     known_keys_.emplace_back(key);
   }
+  if (inventory_ != nullptr) inventory_->keys.emplace(key);
   if (auto found = index_.find(key); found != index_.end()) {
     Entry& entry = entries_[found->second];
     entry.used = true;
@@ -90,6 +161,26 @@ std::optional<Field> ObjectReader::field(std::string_view key, Need need) {
                                  "missing required key \"" + std::string(key) + "\"");
   }
   return std::nullopt;
+}
+
+std::optional<Field> ObjectReader::stringField(std::string_view key, Need need) {
+  if (!context_.filesAllowed()) return field(key, need);
+  const std::string file_key = std::string(key) + "_file";
+  if (std::find(file_keys_.begin(), file_keys_.end(), file_key) == file_keys_.end()) {
+    file_keys_.push_back(file_key);
+  }
+  if (inventory_ != nullptr) inventory_->file_keys.emplace(key);
+  auto found = index_.find(file_key);
+  if (found == index_.end()) return field(key, need);
+  Entry& entry = entries_[found->second];
+  entry.used = true;
+  if (field(key, Need::Optional)) {
+    context_.errorAtKey(entry.field, "give " + std::string(key) + " or " + file_key + ", not both");
+    return std::nullopt;
+  }
+  Field out = entry.field;
+  out.reads_file = true;
+  return out;
 }
 
 bool ObjectReader::has(std::string_view key) const { return index_.find(key) != index_.end(); }
@@ -103,9 +194,32 @@ bool ObjectReader::object(std::string_view key, Need need,
 }
 
 void ObjectReader::forEach(const std::function<void(const Field&)>& visit) {
+  if (inventory_ != nullptr) inventory_->names = true;
   for (Entry& entry : entries_) {
     entry.used = true;
     visit(entry.field);
+  }
+}
+
+void ObjectReader::forEachString(
+    const std::function<void(const std::string& name, const Field&)>& visit) {
+  constexpr std::string_view kSuffix = "_file";
+  if (inventory_ != nullptr) inventory_->names = inventory_->string_names = true;
+  for (Entry& entry : entries_) {
+    entry.used = true;
+    const std::string& name = entry.field.name;
+    if (!context_.filesAllowed() || name.size() <= kSuffix.size() || !name.ends_with(kSuffix)) {
+      visit(name, entry.field);
+      continue;
+    }
+    const std::string plain = name.substr(0, name.size() - kSuffix.size());
+    if (has(plain)) {
+      context_.errorAtKey(entry.field, "give " + plain + " or " + name + ", not both");
+      continue;
+    }
+    Field from_file = entry.field;
+    from_file.reads_file = true;
+    visit(plain, from_file);
   }
 }
 
@@ -128,7 +242,9 @@ void ObjectReader::finish() {
   for (const Entry& entry : entries_) {
     if (entry.used) continue;
     std::string message = "unknown key " + quote(entry.field.name);
-    if (auto close = suggest(entry.field.name, known_keys_)) {
+    std::vector<std::string> candidates = known_keys_;
+    candidates.insert(candidates.end(), file_keys_.begin(), file_keys_.end());
+    if (auto close = suggest(entry.field.name, candidates)) {
       message += " (did you mean \"" + *close + "\"?)";
     } else if (!known_keys_.empty()) {
       message += " (expected one of:";
@@ -250,14 +366,17 @@ std::string formatDuration(Duration duration) {
 
 Parser<std::string> anyString() {
   return {"a string",
-          [](std::string_view text) { return Parsed<std::string>::ok(std::string(text)); }};
+          [](std::string_view text) { return Parsed<std::string>::ok(std::string(text)); },
+          /*from_file=*/true};
 }
 
 Parser<std::string> nonEmptyString() {
-  return {"a string", [](std::string_view text) {
+  return {"a string",
+          [](std::string_view text) {
             if (text.empty()) return Parsed<std::string>::fail("must not be empty");
             return Parsed<std::string>::ok(std::string(text));
-          }};
+          },
+          /*from_file=*/true};
 }
 
 Parser<std::string> identifier() {
@@ -341,6 +460,18 @@ Parser<Duration> durationAtLeast(Duration min) {
           }};
 }
 
+Parser<Duration> durationBetween(Duration min, Duration max) {
+  Parser<Duration> at_least = durationAtLeast(min);
+  return {"a duration", [at_least, max](std::string_view text) {
+            Parsed<Duration> parsed = at_least.parse(text);
+            if (parsed.value && *parsed.value > max) {
+              return Parsed<Duration>::fail(quote(text) + " is too long (must be at most " +
+                                            formatDuration(max) + ")");
+            }
+            return parsed;
+          }};
+}
+
 Parser<uint64_t> sizeAtLeast(uint64_t min) {
   return {
       "a size", [min](std::string_view text) {
@@ -381,8 +512,10 @@ std::optional<std::string> readLimitedFile(const std::filesystem::path& path, si
   while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
     content.append(chunk, static_cast<size_t>(in.gcount()));
     if (content.size() > max_bytes) {
-      error = "file is larger than " + std::to_string(max_bytes >> 20) + " MiB, the limit for " +
-              std::string(kind);
+      error = "file is larger than " +
+              (max_bytes % (size_t{1} << 20) == 0 ? std::to_string(max_bytes >> 20) + " MiB"
+                                                  : std::to_string(max_bytes >> 10) + " KiB") +
+              ", the limit for " + std::string(kind);
       return std::nullopt;
     }
   }
@@ -393,6 +526,47 @@ std::optional<std::string> readLimitedFile(const std::filesystem::path& path, si
   return content;
 }
 
+namespace {
+
+// Notes where each document of a YAML stream starts, and where its root node is; builds nothing.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  std::vector<YAML::Mark> roots;  // as YAML::Node::Mark() gives it, for messages
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    starts.push_back(mark);
+    depth_ = 0;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node(mark);
+    ++depth_;
+  }
+  void OnSequenceEnd() override { --depth_; }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    node(mark);
+    ++depth_;
+  }
+  void OnMapEnd() override { --depth_; }
+
+ private:
+  void node(const YAML::Mark& mark) {
+    if (depth_ == 0 && roots.size() < starts.size()) roots.push_back(mark);
+  }
+  int depth_ = 0;
+};
+
+}  // namespace
+
 // Reads and parses one YAML file. Null node for an empty file; nullopt after a reported error.
 std::optional<YAML::Node> parseYamlFile(const std::filesystem::path& path, Diagnostics& diagnostics,
                                         size_t max_bytes, std::string_view kind) {
@@ -402,9 +576,37 @@ std::optional<YAML::Node> parseYamlFile(const std::filesystem::path& path, Diagn
     diagnostics.fileError("", error);
     return std::nullopt;
   }
-  std::vector<YAML::Node> documents;
+  YAML::Node root;
   try {
-    documents = YAML::LoadAll(*content);
+    // Not YAML::LoadAll: in yaml-cpp 0.7, a document that starts with a stray "," makes its
+    // parser return the same empty document forever without consuming anything, and LoadAll
+    // keeps them all: a one-byte file hangs the loader (and a reload) until memory runs out
+    // (jbeder/yaml-cpp#1040, fixed upstream in LoadAll by #1319). So the documents are counted
+    // with a parser that stops when one starts where the previous one did, and the first is
+    // then loaded on its own.
+    std::istringstream stream(*content);
+    YAML::Parser parser(stream);
+    DocumentStarts documents;
+    while (parser.HandleNextDocument(documents)) {
+      const size_t n = documents.starts.size();
+      if (n >= 2 && documents.starts[n - 1].pos == documents.starts[n - 2].pos) {
+        const YAML::Mark stuck = documents.starts[n - 1];
+        const size_t at = static_cast<size_t>(stuck.pos);
+        diagnostics.error(stuck, "",
+                          "YAML syntax error: unexpected " +
+                              quote(at < content->size() ? content->substr(at, 1) : ""));
+        return std::nullopt;
+      }
+    }
+    if (documents.starts.empty()) return YAML::Node(YAML::NodeType::Null);
+    if (documents.starts.size() > 1) {
+      diagnostics.error(documents.roots.size() > 1 ? documents.roots[1] : documents.starts[1], "",
+                        "found " + std::to_string(documents.starts.size()) +
+                            " YAML documents (\"---\"); " + std::string(kind) +
+                            " holds exactly one");
+      return std::nullopt;
+    }
+    root = YAML::Load(*content);
   } catch (const YAML::DeepRecursion&) {
     // yaml-cpp's own message for this one is "bad file", and its position is wherever the
     // parser gave up.
@@ -414,14 +616,7 @@ std::optional<YAML::Node> parseYamlFile(const std::filesystem::path& path, Diagn
     diagnostics.error(e.mark, "", "YAML syntax error: " + e.msg);
     return std::nullopt;
   }
-  if (documents.empty()) return YAML::Node(YAML::NodeType::Null);
-  if (documents.size() > 1) {
-    diagnostics.error(documents[1].Mark(), "",
-                      "found " + std::to_string(documents.size()) + " YAML documents (\"---\"); " +
-                          std::string(kind) + " holds exactly one");
-    return std::nullopt;
-  }
-  return documents.front();
+  return root;
 }
 
 }  // namespace kpipe::config::detail

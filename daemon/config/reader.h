@@ -10,6 +10,12 @@
 // Only the maps the format names are ever opened, and only scalars are ever read as values, so
 // a hostile file (deep nesting, alias fan-out) costs no more than its parse.
 //
+// Secrets: every free-text string field `x` (read with anyString() or nonEmptyString()) and every
+// entry NAME of a map of strings (kafka.properties, output.http.headers) may instead be written
+// `x_file: PATH` / `NAME_file: PATH`: the value is then the content of that file (relative paths
+// start at the directory of kpipe.yaml), one trailing newline stripped, never interpolated and
+// never shown in a message.
+//
 // Not thread-safe; one Context per file being read.
 
 #include "daemon/config/loader.h"
@@ -23,6 +29,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -56,6 +63,9 @@ struct Field {
   std::string path;     // "errors.retry.initial"; "" for a document root
   YAML::Mark key_mark;  // where the key is
   YAML::Node value;
+  // Set for `x_file: PATH`: `value` is the path of a file that holds the value (Context::text reads
+  // it), `name` and `path` are those of the x_file key.
+  bool reads_file = false;
   // yaml-cpp places an empty value (`ttl:`) at the start of the next token, often the next
   // line; the key is where the user should look.
   YAML::Mark valueMark() const { return value.IsNull() ? key_mark : value.Mark(); }
@@ -74,14 +84,49 @@ template <typename T>
 struct Parser {
   std::string what;  // "a duration": completes "expected ..., got a map"
   std::function<Parsed<T>(std::string_view)> parse;
+  // Free text (anyString, nonEmptyString): the field may also be given as `x_file`.
+  bool from_file = false;
+};
+
+// Secret files (x_file) are small; a bigger one is the wrong file.
+inline constexpr size_t kMaxSecretFileBytes = size_t{64} << 10;
+
+// The keys each map of the format accepts, as the readers ask for them: tests compare them with
+// config/*.schema.json. Recorded only while a RecordKeys is alive on the thread.
+struct KeyInventory {
+  struct Map {
+    std::set<std::string> keys;               // asked for by name
+    std::set<std::string> file_keys;          // of those, the ones that also accept KEY_file
+    std::map<std::string, std::string> what;  // key -> what its parser expects ("one of a, b")
+    bool names = false;         // entries are names, not fields (stores, kafka.properties, ...)
+    bool string_names = false;  // names mapped to strings, each also as NAME_file
+  };
+  // By file (as Diagnostics names it) and key path ("" for the document root, "stores.ids").
+  std::map<std::pair<std::string, std::string>, Map> maps;
+};
+
+class RecordKeys {
+ public:
+  explicit RecordKeys(KeyInventory& inventory);
+  ~RecordKeys();
+  RecordKeys(const RecordKeys&) = delete;
+  RecordKeys& operator=(const RecordKeys&) = delete;
+
+ private:
+  KeyInventory* previous_;
 };
 
 // State shared by every reader of one file.
 class Context {
  public:
-  Context(Diagnostics& diagnostics, const EnvLookup& env) : diagnostics_(diagnostics), env_(env) {}
+  // `base_dir`: where relative x_file paths start (the directory of kpipe.yaml). Without one
+  // (other formats read with these readers, e.g. `kpipe test` files) there is no x_file.
+  Context(Diagnostics& diagnostics, const EnvLookup& env, std::filesystem::path base_dir = {})
+      : diagnostics_(diagnostics), env_(env), base_dir_(std::move(base_dir)) {}
 
   Diagnostics& diagnostics() { return diagnostics_; }
+  const std::filesystem::path& baseDir() const { return base_dir_; }
+  bool filesAllowed() const { return !base_dir_.empty(); }
   void error(const Field& field, std::string message) {
     diagnostics_.error(field.valueMark(), field.path, std::move(message));
   }
@@ -90,7 +135,8 @@ class Context {
   }
 
   // The text of a scalar after ${VAR} interpolation. Reports (and returns nullopt) when the value
-  // is not a scalar — `what` names what was expected — or when interpolation fails.
+  // is not a scalar — `what` names what was expected — or when interpolation fails. For a field
+  // that reads a file (x_file), the content of the file (see readSecretFile).
   std::optional<std::string> text(const Field& field, std::string_view what);
 
   template <typename T>
@@ -98,13 +144,35 @@ class Context {
     std::optional<std::string> text = this->text(field, parser.what);
     if (!text) return std::nullopt;
     Parsed<T> parsed = parser.parse(*text);
-    if (!parsed.value) error(field, std::move(parsed.error));
+    if (!parsed.value) {
+      // The parser's reason may quote the value, and a value read from a file is a secret.
+      error(field, !field.reads_file ? std::move(parsed.error)
+                   : text->empty()   ? std::string("the file is empty")
+                                     : "the content of the file is not " + parser.what);
+    }
     return std::move(parsed.value);
   }
 
+  // The files read for x_file fields, in reading order, each with a digest of what it held, so
+  // that a reload can tell when a secret changed without keeping it twice.
+  struct SecretFile {
+    std::filesystem::path path;
+    size_t digest = 0;
+  };
+  const std::vector<SecretFile>& secretFiles() const { return secret_files_; }
+  // The digests of secretFiles() from index `first` on, as text to append to a fingerprint.
+  std::string secretDigests(size_t first) const;
+
  private:
+  // The value of an x_file field: the file's content with one trailing newline ("\n" or
+  // "\r\n") removed. Refuses a missing or unreadable file, one over kMaxSecretFileBytes, and one
+  // with a line break or a NUL byte inside; messages name the file, never its content.
+  std::optional<std::string> readSecretFile(const Field& field);
+
   Diagnostics& diagnostics_;
   const EnvLookup& env_;
+  std::filesystem::path base_dir_;
+  std::vector<SecretFile> secret_files_;
 };
 
 enum class Need { Optional, Required };
@@ -127,6 +195,10 @@ class ObjectReader {
   // (at the map, since the key has no position of its own).
   std::optional<Field> field(std::string_view key, Need need = Need::Optional);
 
+  // field() for a free-text string, which may also be given as `key_file: PATH`: then the
+  // returned field reads that file (Field::reads_file). Both given is an error (nullopt).
+  std::optional<Field> stringField(std::string_view key, Need need = Need::Optional);
+
   // Whether `key` is present; does not declare or use it.
   bool has(std::string_view key) const;
 
@@ -135,7 +207,8 @@ class ObjectReader {
   template <typename T>
   bool scalar(std::string_view key, std::type_identity_t<T>& out, const Parser<T>& parser,
               Need need = Need::Optional) {
-    std::optional<Field> found = field(key, need);
+    record(key, parser.what);
+    std::optional<Field> found = parser.from_file ? stringField(key, need) : field(key, need);
     if (!found) return false;
     std::optional<T> value = context_.scalar(*found, parser);
     if (!value) return false;
@@ -146,8 +219,13 @@ class ObjectReader {
   // Reads the nested map `key` with `read`, then reports its unknown keys. True when present.
   bool object(std::string_view key, Need need, const std::function<void(ObjectReader&)>& read);
 
-  // Visits every entry of a map whose keys are names, not fields (stores, kafka.properties).
+  // Visits every entry of a map whose keys are names, not fields (stores, schema types).
   void forEach(const std::function<void(const Field&)>& visit);
+
+  // Visits every entry of a map of names to strings (kafka.properties, output.http.headers) with
+  // its name. An entry `NAME_file: PATH` is NAME, read from that file (Field::reads_file); NAME
+  // and NAME_file both present is an error. No librdkafka property ends in "_file".
+  void forEachString(const std::function<void(const std::string& name, const Field&)>& visit);
 
   // Declares `key` as one kpipe knows but does not support yet; reports it at the key when
   // present. True when present.
@@ -170,6 +248,9 @@ class ObjectReader {
     bool used = false;
   };
 
+  // For the KeyInventory: what `key` expects. No-op unless a RecordKeys is alive.
+  void record(std::string_view key, std::string_view what);
+
   Context& context_;
   Field self_;
   bool is_map_ = false;
@@ -178,6 +259,8 @@ class ObjectReader {
   // Key -> position in entries_; a map so that a file with very many keys stays O(n log n).
   std::map<std::string, size_t, std::less<>> index_;
   std::vector<std::string> known_keys_;
+  std::vector<std::string> file_keys_;  // x_file of every stringField x: suggested, not listed
+  KeyInventory::Map* inventory_ = nullptr;
 };
 
 // Reads `field` as a map with `read` and finishes it.
@@ -206,6 +289,7 @@ Parser<std::string> jsonPointer();
 Parser<bool> boolean();
 Parser<double> numberIn(double min, double max);
 Parser<Duration> durationAtLeast(Duration min);
+Parser<Duration> durationBetween(Duration min, Duration max);
 Parser<uint64_t> sizeAtLeast(uint64_t min);
 
 template <typename I>

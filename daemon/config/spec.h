@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ struct KafkaSpec {
   // Applied after `properties`, to consumers or producers only (e.g. session.timeout.ms).
   std::map<std::string, std::string> consumer_properties;
   std::map<std::string, std::string> producer_properties;
+  // Names of the properties (of any of the three maps) whose value came from a NAME_file: they
+  // are masked wherever properties are shown (config/redact.h), as are secret names.
+  std::set<std::string> secret_properties;
 };
 
 struct HttpSpec {
@@ -50,6 +54,7 @@ enum class StoreType { Memory, Redis, Lmdb };
 // A dedup store (dedup/store.h), named in kpipe.yaml and used by pipelines' dedup.store.
 struct StoreSpec {
   std::string name;
+  std::string fingerprint;  // its YAML, as PipelineSpec::fingerprint
   StoreType type = StoreType::Memory;
   Duration ttl = std::chrono::hours(24 * 7);  // how long a processed id is remembered
   // How long a reservation lives without a confirm (a crash between effect and confirm). It
@@ -114,6 +119,12 @@ struct HttpSinkSpec {
   // status is a permanent rejection of that message (non-blocking: error topic).
   std::vector<int> retry_statuses = {408, 425, 429};
   std::filesystem::path ca_file;  // https: CA bundle to verify with; empty = system store
+  // tls.verify: false accepts any certificate and host name (a warning is logged each time the
+  // sink is built): for test endpoints only.
+  bool tls_verify = true;
+  // Shown masked (config/redact.h): headers read from NAME_file, and a url read from url_file.
+  std::set<std::string> secret_headers;
+  bool url_secret = false;
 };
 
 struct OutputSpec {
@@ -152,6 +163,9 @@ struct ErrorsSpec {
 struct PipelineSpec {
   std::string name;
   SourceLocation where;  // the file that defined it
+  // The pipeline file's YAML with comments and layout dropped: a reload compares it to tell
+  // whether the pipeline changed.
+  std::string fingerprint;
   InputSpec input;
   std::string key_pointer;  // JSON pointer of the ordering key
   Ordering ordering = Ordering::Key;
@@ -178,11 +192,21 @@ struct Config {
   std::filesystem::path file;  // kpipe.yaml
   std::filesystem::path base_dir;
   KafkaSpec kafka;
+  std::string kafka_fingerprint;  // the kafka section's YAML, as PipelineSpec::fingerprint
   HttpSpec http;
   std::filesystem::path pipelines_dir;
   std::map<std::string, StoreSpec> stores;
   LogSpec log;
   std::vector<PipelineSpec> pipelines;
+  // shutdown.drain_timeout: how long a stop (or a reload's restart of a pipeline) waits for
+  // in-flight messages before closing anyway (they are redelivered).
+  Duration drain_timeout = std::chrono::seconds(30);
+  // reload: {watch, debounce}: reload when the config's files change, once they have been
+  // quiet for `debounce`.
+  bool reload_watch = true;
+  Duration reload_debounce = std::chrono::milliseconds(200);
+  // The files read for x_file secrets (absolute): a reload should also follow their changes.
+  std::vector<std::filesystem::path> secret_files;
 };
 
 }  // namespace kpipe::config

@@ -28,9 +28,13 @@
 // or from taking an idle one, to the end of the response; time waiting in the queue is not
 // counted.
 //
-// TLS (https://): the certificate is always verified, against `ca_file` or else the system's
-// store, and so is the host name (SNI is sent for names); there is deliberately no way to turn
-// that off, because a pipeline would silently send its data to whoever answers.
+// TLS (https://): the certificate is verified, against `ca_file` or else the system's store, and
+// so is the host name (SNI is sent for names). Only `tls: {verify: false}` turns that off, for
+// test endpoints with self-signed certificates: then any certificate for any name is accepted
+// (a pipeline would send its data to whoever answers), and create() logs a warning each time,
+// so that it shows at start, on every reload and in `kpipe check`. URLs in messages and in
+// describe() have their credentials masked (config/redact.h), and the path too for a URL read
+// from url_file.
 //
 // Memory is bounded: the request copies the message when send() is called (so the caller's
 // bytes may go away before `done`; an output message is small next to a round trip), and a

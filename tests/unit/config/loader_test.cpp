@@ -862,8 +862,8 @@ TEST_F(LoaderTest, EmptyPipelineFile) {
 TEST_F(LoaderTest, TopLevelMustBeAMap) {
   write("kpipe.yaml", "- kafka\n");
   EXPECT_THAT(errors(load()),
-              ElementsAre("@/kpipe.yaml:1:1: expected a map (kafka, http, pipelines, stores, log) "
-                          "at the top level, got a list"));
+              ElementsAre("@/kpipe.yaml:1:1: expected a map (kafka, http, pipelines, stores, log, "
+                          "shutdown, reload) at the top level, got a list"));
 
   write("kpipe.yaml", "");
   write("pipelines/p.yaml", "just a string\n");
