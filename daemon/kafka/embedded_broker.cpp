@@ -73,7 +73,12 @@ std::optional<std::string> EmbeddedBroker::applyFault(std::string_view command) 
     auto api = apiKey(words[1]);
     auto count = number(words[2]);
     auto error = errorCode(words[3]);
-    if (!api || !count || *count < 0 || !error) return usage();
+    if (!api) return "unknown API \"" + words[1] + "\" (e.g. Produce, Fetch, OffsetCommit)";
+    if (!count || *count < 0) return "count \"" + words[2] + "\" is not a number";
+    if (!error) {
+      return "unknown error \"" + words[3] +
+             "\" (librdkafka's name without RD_KAFKA_RESP_ERR_, e.g. NOT_ENOUGH_REPLICAS)";
+    }
     std::vector<rd_kafka_resp_err_t> errors(static_cast<size_t>(*count), *error);
     rd_kafka_mock_push_request_errors_array(cluster_, *api, errors.size(), errors.data());
     return std::nullopt;

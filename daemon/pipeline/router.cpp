@@ -1,8 +1,14 @@
 #include "daemon/pipeline/router.h"
 
+#include "daemon/schema/resolve.h"
+
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <functional>
+#include <optional>
+#include <string_view>
+#include <vector>
 
 namespace kpipe::pipeline {
 namespace {
@@ -69,6 +75,55 @@ bool nestsDeeperThan(const char* text, size_t size, int limit) {
     }
   }
   return false;
+}
+
+// The JSON pointer of the first member name written twice in one object, or nullopt. RFC 8259
+// leaves duplicates to the reader, and readers disagree (RapidJSON and valijson see the first,
+// Jackson and JavaScript the last): kpipe would key, validate and route a document that another
+// consumer reads differently, so it refuses it. Recursion depth is bounded by
+// kMaxNestingDepth, checked before the parse.
+std::optional<std::string> duplicateMember(const rapidjson::Value& value) {
+  if (value.IsArray()) {
+    rapidjson::SizeType index = 0;
+    for (const auto& item : value.GetArray()) {
+      if (auto inner = duplicateMember(item)) return "/" + std::to_string(index) + *inner;
+      ++index;
+    }
+  } else if (value.IsObject()) {
+    const auto begin = value.MemberBegin();
+    const auto end = value.MemberEnd();
+    auto nameOf = [](const auto& member) {
+      return std::string_view(member.name.GetString(), member.name.GetStringLength());
+    };
+    auto at = [](std::string_view name) {
+      std::string pointer;
+      schema::detail::appendPointerToken(pointer, name);
+      return pointer;
+    };
+    // Events have a handful of members per object: pairwise is cheaper than any index there;
+    // a large object (a hostile one) is sorted instead, so it costs m·log m, not m².
+    constexpr rapidjson::SizeType kPairwise = 16;
+    if (value.MemberCount() <= kPairwise) {
+      for (auto m = begin; m != end; ++m) {
+        for (auto other = begin; other != m; ++other) {
+          if (nameOf(*other) == nameOf(*m)) return at(nameOf(*m));
+        }
+      }
+    } else {
+      std::vector<std::string_view> names;
+      names.reserve(value.MemberCount());
+      for (auto m = begin; m != end; ++m) names.push_back(nameOf(*m));
+      std::sort(names.begin(), names.end());
+      auto twice = std::adjacent_find(names.begin(), names.end());
+      if (twice != names.end()) return at(*twice);
+    }
+    for (auto m = begin; m != end; ++m) {
+      if (auto inner = duplicateMember(m->value)) {
+        return at(nameOf(*m)) + *inner;
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -197,6 +252,13 @@ void Router::route(const char* value, size_t size, Decision& d) {
     return fail(d, stage::kDecode, "not valid JSON at byte 0: UTF-8 byte order mark");
   }
 
+  // No JSON text holds a NUL byte (control characters in strings must be escaped), and
+  // RapidJSON's in-memory stream reads one as the end of the input: `{...}\0garbage` would pass.
+  if (const void* nul = std::memchr(value, '\0', size)) {
+    return fail(d, stage::kDecode,
+                "not valid JSON at byte " + std::to_string(static_cast<const char*>(nul) - value) +
+                    ": NUL byte");
+  }
   if (nestsDeeperThan(value, size, kMaxNestingDepth)) {
     return fail(d, stage::kDecode,
                 "JSON nested deeper than " + std::to_string(kMaxNestingDepth) + " levels");
@@ -217,6 +279,12 @@ void Router::route(const char* value, size_t size, Decision& d) {
       return fail(
           d, stage::kDecode,
           std::string("top-level value is ") + typeName(document_) + ", expected an object");
+    }
+    if (auto pointer = duplicateMember(document_)) {
+      return fail(d, stage::kDecode,
+                  "member " + *pointer +
+                      " is written twice in one object (readers disagree on "
+                      "which one counts)");
     }
     std::string key;
     if (auto reason = readScalar(key_, "key", key, true)) return fail(d, stage::kKey, *reason);

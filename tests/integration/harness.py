@@ -261,8 +261,10 @@ def kcat_produce(bootstrap, topic, lines):
 
 def kcat_consume(bootstrap, topic):
     """Every record of `topic` from the beginning: [{key, value, headers, partition, offset}]."""
+    # surrogateescape: error topics keep values that are not UTF-8, byte for byte.
     out = subprocess.run([KCAT, "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
-                          "-J"], capture_output=True, text=True, check=True, timeout=120).stdout
+                          "-J"], capture_output=True, text=True, errors="surrogateescape",
+                         check=True, timeout=120).stdout
     records = []
     for line in out.splitlines():
         if not line.strip():

@@ -67,7 +67,7 @@ def java_to_positive_partition(java_int, partitions):
     return (java_int & 0x7FFFFFFF) % partitions
 
 
-def generate(seed):
+def generate(seed, n=N, key_count=KEYS, invalid_count=INVALID):
     """KEY<TAB>VALUE lines for kcat, and what kpipe must make of them.
 
     Every message has a unique msg_id (a UUID) and its production index `n`. Valid messages
@@ -78,11 +78,11 @@ def generate(seed):
     {key: number of valid messages})."""
     rng = random.Random(seed)
     keys = [k for k, _ in KAFKA_MURMUR2_VECTORS]
-    keys += [f"user-{i:04d}" for i in range(KEYS - len(keys))]
-    invalid_at = set(rng.sample(range(N), INVALID))
+    keys += [f"user-{i:04d}" for i in range(key_count - len(keys))]
+    invalid_at = set(rng.sample(range(n), invalid_count))
     seq = collections.Counter()
     lines, valid, invalid = [], {}, set()
-    for i in range(N):
+    for i in range(n):
         key = rng.choice(keys)
         msg_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         event = {"msg_id": msg_id, "user_id": key, "type": "user.updated",

@@ -111,6 +111,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"invalid_utf8", "{\"user_id\":\"\xff\xfe\"}", stage::kDecode, "not valid JSON"},
         BadInput{"bom", "\xef\xbb\xbf{}", stage::kDecode, "not valid JSON"},
         BadInput{"huge_number", R"({"user_id":"u","n":1e400})", stage::kDecode, "not valid JSON"},
+        BadInput{"nul_in_string", std::string("{\"user_id\":\"u\0v\"}", 17), stage::kDecode,
+                 "NUL byte"},
+        BadInput{"nul_after", std::string("{\"user_id\":\"u\"}\0", 16), stage::kDecode, "NUL byte"},
+        BadInput{"duplicate_member", R"({"user_id":"a","user_id":"b"})", stage::kDecode,
+                 "member /user_id is written twice"},
+        BadInput{"nested_duplicate", R"({"user_id":"a","data":[{"x/y":1,"x/y":2}]})",
+                 stage::kDecode, "member /data/0/x~1y is written twice"},
         BadInput{"missing_key", R"({"msg_id":"m"})", stage::kKey, "at /user_id: missing key"},
         BadInput{"empty_key", R"({"user_id":""})", stage::kKey, "empty string"},
         BadInput{"object_key", R"({"user_id":{}})", stage::kKey, "is an object"},
@@ -141,6 +148,21 @@ TEST_F(RouterTest, DeepNestingIsAnErrorNotAStackOverflow) {
   EXPECT_EQ(d.route, Route::Error);
   EXPECT_EQ(d.stage, stage::kDecode);
   EXPECT_NE(d.reason.find("nested deeper than 128 levels"), std::string::npos) << d.reason;
+}
+
+TEST_F(RouterTest, DuplicatesInLargeObjectsAreFoundWithoutQuadraticCost) {
+  auto spec = userEvents();
+  spec.schema = {};
+  spec.dedup.reset();
+  spec.max_message_bytes = 4 << 20;
+  build(spec);
+  std::string value = "{\"user_id\":\"u\"";
+  for (int i = 0; i < 200000; ++i) value += ",\"k" + std::to_string(i) + "\":1";
+  Decision d = route(value + "}");
+  EXPECT_EQ(d.route, Route::Output) << d.reason;
+  d = route(value + ",\"k123456\":2}");
+  EXPECT_EQ(d.route, Route::Error);
+  EXPECT_NE(d.reason.find("member /k123456 is written twice"), std::string::npos) << d.reason;
 }
 
 TEST_F(RouterTest, NestingLimitIgnoresBracketsInStrings) {
