@@ -1,8 +1,8 @@
 // kpipe: argv → subcommand; nothing else.
 
 #include "daemon/app/application.h"
-#include "daemon/config/loader.h"
 #include "daemon/pipetest/runner.h"
+#include "daemon/plan/plan.h"
 #include "daemon/replay/replay.h"
 #include "daemon/schema/explain.h"
 #include "daemon/version.h"
@@ -20,7 +20,8 @@ namespace {
 constexpr const char* kUsage = R"(usage: kpipe COMMAND [ARGS]
 
 commands:
-  run CONFIG        run the pipelines of CONFIG (kpipe.yaml) until SIGTERM/SIGINT
+  run CONFIG        run the pipelines of CONFIG (kpipe.yaml) until SIGTERM/SIGINT;
+                    reload it on SIGHUP and when its files change
   check CONFIG [--against OLD_CONFIG_DIR]
                     validate CONFIG, its pipelines and schemas; exit 1 on any error.
                     --against also refuses schema changes that reject data the
@@ -35,6 +36,12 @@ commands:
                     run the cases of the pipeline test files (default: every
                     *.test.yaml in the pipelines directory) offline; exit 1 on any
                     failure. --record writes the current outcomes as expectations
+  plan --throughput MSG/S --message-size SIZE --per-partition MSG/S
+       [--latency DURATION] [--brokers N] [--replication-factor N]
+       [--retention DURATION] [--headroom X] [--current-partitions N]
+       [--unkeyed] [--json]
+                    size a topic: partitions, consumers, in-flight messages
+                    (Little's law), disk for retention, and warnings
   broker [--brokers N] [--partitions N] [--topic NAME[:PARTITIONS]]...
                     run an embedded (in-memory) Kafka broker for development and
                     print its bootstrap address
@@ -136,17 +143,16 @@ int main(int argc, char** argv) {
   }
   if (command == "run") {
     if (rest.size() != 1) return usage(2);
-    auto loaded = kpipe::config::loadConfig(std::string(rest[0]));
-    if (!loaded.ok()) {
-      for (const auto& e : loaded.errors) std::cerr << e.str() << "\n";
-      std::cerr << "kpipe: not started: " << loaded.errors.size() << " config error"
-                << (loaded.errors.size() == 1 ? "" : "s") << "\n";
-      return 1;
-    }
-    return kpipe::app::run(*loaded.config);
+    return kpipe::app::run(std::string(rest[0]));
   }
   if (command == "test") return kpipe::pipetest::testCommand(rest, std::cout, std::cerr);
   if (command == "broker") return brokerCommand(rest);
+  if (command == "plan") {
+    for (auto arg : rest) {
+      if (arg == "--help" || arg == "-h") return usage(0);
+    }
+    return kpipe::plan::planCommand(rest, std::cout, std::cerr);
+  }
   if (command == "replay") {
     for (auto arg : rest) {
       if (arg == "--help" || arg == "-h") return usage(0);

@@ -1,33 +1,37 @@
 #include "daemon/app/application.h"
 
+#include "daemon/app/config_watch.h"
+#include "daemon/app/reload.h"
 #include "daemon/app/schema_evolution.h"
 #include "daemon/app/status_page.h"
+#include "daemon/app/supervisor.h"
+#include "daemon/app/systemd_notify.h"
 #include "daemon/config/loader.h"
-#include "daemon/dedup/factory.h"
 #include "daemon/kafka/embedded_broker.h"
-#include "daemon/kafka/handle.h"
 #include "daemon/observe/http_server.h"
 #include "daemon/observe/log.h"
 #include "daemon/observe/metrics.h"
-#include "daemon/pipeline/router.h"
-#include "daemon/pipeline/worker.h"
-#include "daemon/sinks/http_sink.h"
 #include "daemon/version.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <optional>
 #include <set>
+#include <thread>
 
 namespace kpipe::app {
 namespace log = observe::log;
@@ -35,51 +39,153 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::set<std::string> topicsOf(const config::PipelineSpec& p) {
-  std::set<std::string> topics{p.input.topic, p.errors.topic, p.errors.audit_topic};
-  if (!p.output.topic.empty()) topics.insert(p.output.topic);
-  return topics;
+using Clock = std::chrono::steady_clock;
+
+int64_t wallMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
-// The dedup stores the pipelines name, opened once and shared (each pipeline gets a session
-// of its own); a pipeline with dedup but no store gets a private memory store.
-class Stores {
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& name : names) out += (out.empty() ? "" : ",") + name;
+  return out;
+}
+
+// The directories whose files make up the config: kpipe.yaml's, the pipelines directory, every
+// schema directory and the directories of the secret files (*_file) it reads.
+std::set<std::filesystem::path> configDirs(const LoadedConfig& loaded) {
+  std::set<std::filesystem::path> dirs{loaded.config.base_dir, loaded.config.pipelines_dir};
+  for (const auto& [file, bytes] : loaded.schema_files) dirs.insert(file.parent_path());
+  // A rotated secret (*_file) reloads too: the fingerprints include the files' digests.
+  for (const auto& file : loaded.config.secret_files) dirs.insert(file.parent_path());
+  return dirs;
+}
+
+// Reloads: one at a time, each prepared (loaded and validated) on a thread of its own so that
+// the pipelines never wait for file reads and schema compiles, then applied on the io thread.
+// Triggers that arrive meanwhile are folded into one more reload after it.
+class Reloader {
  public:
-  std::optional<std::string> open(const config::Config& config, observe::Metrics& metrics) {
-    for (const auto& p : config.pipelines) {
-      if (!p.dedup || by_name_.contains(p.dedup->store)) continue;
-      config::StoreSpec spec;
-      spec.name = "memory";
-      if (!p.dedup->store.empty()) spec = config.stores.at(p.dedup->store);
-      auto made = dedup::makeStore(spec, &metrics);
-      if (auto* error = std::get_if<std::string>(&made))
-        return "store " + spec.name + ": " + *error;
-      by_name_[p.dedup->store] = std::move(std::get<std::unique_ptr<dedup::Store>>(made));
-      const char* type = spec.type == config::StoreType::Redis  ? "redis"
-                         : spec.type == config::StoreType::Lmdb ? "lmdb"
-                                                                : "memory";
-      std::string where = spec.type == config::StoreType::Redis  ? spec.redis.display
-                          : spec.type == config::StoreType::Lmdb ? spec.path.string()
-                                                                 : "in process";
-      log::info("dedup store ready", {{"store", spec.name}, {"type", type}, {"at", where}});
-    }
-    return std::nullopt;
-  }
-  dedup::Store* forPipeline(const config::PipelineSpec& p) {
-    return p.dedup ? by_name_.at(p.dedup->store).get() : nullptr;
+  Reloader(asio::io_context& io, Supervisor& supervisor, observe::Metrics& metrics,
+           ConfigStatus& status, ConfigWatch* watch)
+      : io_(io), supervisor_(supervisor), metrics_(metrics), status_(status), watch_(watch) {}
+  ~Reloader() {
+    if (thread_.joinable()) thread_.join();
   }
 
+  void trigger(const char* cause, Clock::time_point since) {
+    if (stopped_) return;
+    if (busy_) {
+      if (!again_) again_since_ = since;
+      again_ = true;
+      return;
+    }
+    busy_ = true;
+    since_ = since;
+    log::info("config reload", {{"cause", cause}, {"file", status_.file}});
+    notifyReloading();
+    if (thread_.joinable()) thread_.join();  // the previous one, long finished
+    // The running config is only replaced by apply(), after this thread has ended.
+    const LoadedConfig* running = &supervisor_.running();
+    thread_ = std::thread([this, running, file = status_.file] {
+      auto candidate = std::make_shared<Candidate>(prepare(file, running));
+      asio::post(io_, [this, candidate] { onPrepared(std::move(*candidate)); });
+    });
+  }
+
+  // No reload starts after this; one being applied finishes first (Supervisor::stop waits).
+  void stop() { stopped_ = true; }
+
  private:
-  std::map<std::string, std::unique_ptr<dedup::Store>> by_name_;  // "" = the private default
+  void onPrepared(Candidate candidate) {
+    if (stopped_) return finish();
+    if (!candidate.loaded) {
+      for (const auto& e : candidate.errors) {
+        log::error("config reload refused: the previous config keeps running", {{"error", e}});
+      }
+      failed(std::move(candidate.errors));
+      return finish();
+    }
+    LoadedConfig& next = *candidate.loaded;
+    ReloadPlan plan = app::plan(supervisor_.running(), next);
+    for (const auto& setting : plan.need_restart) {
+      log::warn("config setting changed: applies at the next restart", {{"setting", setting}});
+    }
+    if (plan.log_changed) log::configure(next.config.log);
+    status_.need_restart = plan.need_restart;
+    supervisor_.apply(std::move(next), plan, [this, plan](std::vector<std::string> errors) {
+      const double seconds = std::chrono::duration<double>(Clock::now() - since_).count();
+      if (!errors.empty()) {
+        for (const auto& e : errors)
+          log::error("config reload: pipeline not running", {{"error", e}});
+        failed(std::move(errors));
+      } else {
+        metrics_.config_reloads.Add({{"result", "success"}}).Increment();
+        metrics_.config_reload_seconds.Add({}).Set(seconds);
+        ++status_.reloads_succeeded;
+        status_.last_result = "success";
+        status_.last_errors.clear();
+      }
+      status_.last_at_ms = status_.loaded_at_ms = wallMillis();
+      status_.last_seconds = seconds;
+      log::info(plan.nothing() ? "config reloaded: no pipeline changed" : "config reloaded",
+                {{"added", joined(plan.added)},
+                 {"changed", joined(plan.changed)},
+                 {"removed", joined(plan.removed)},
+                 {"unchanged", static_cast<uint64_t>(plan.unchanged.size())},
+                 {"seconds", seconds}});
+      if (watch_ != nullptr) watch_->watch(configDirs(supervisor_.running()));
+      finish();
+    });
+  }
+
+  void failed(std::vector<std::string> errors) {
+    metrics_.config_reloads.Add({{"result", "failure"}}).Increment();
+    ++status_.reloads_failed;
+    status_.last_result = "failure";
+    status_.last_at_ms = wallMillis();
+    status_.last_errors = std::move(errors);
+  }
+
+  void finish() {
+    busy_ = false;
+    if (!stopped_) notifyReady();
+    if (again_ && !stopped_) {
+      again_ = false;
+      trigger("changed again during the reload", again_since_);
+    }
+  }
+
+  asio::io_context& io_;
+  Supervisor& supervisor_;
+  observe::Metrics& metrics_;
+  ConfigStatus& status_;
+  ConfigWatch* watch_;
+  std::thread thread_;
+  bool busy_ = false, again_ = false, stopped_ = false;
+  Clock::time_point since_, again_since_;
 };
 
 }  // namespace
 
-int run(const config::Config& config) {
+int run(const std::string& config_file) {
+  Candidate candidate = prepare(config_file, nullptr);
+  if (!candidate.loaded) {
+    for (const auto& e : candidate.errors) std::cerr << e << "\n";
+    std::cerr << "kpipe: not started: " << candidate.errors.size() << " config error"
+              << (candidate.errors.size() == 1 ? "" : "s") << "\n";
+    return 1;
+  }
+  const config::Config& config = candidate.loaded->config;
   log::configure(config.log);
   asio::io_context io(1);
   observe::Metrics metrics;
   metrics.build_info.Add({{"version", kVersion}}).Set(1);
+  // Both results exist from the start, so that rate() and alerts see the first failure.
+  metrics.config_reloads.Add({{"result", "success"}});
+  metrics.config_reloads.Add({{"result", "failure"}});
 
   std::unique_ptr<kafka::EmbeddedBroker> embedded;
   std::string bootstrap = config.kafka.bootstrap;
@@ -91,104 +197,110 @@ int run(const config::Config& config) {
     }
     embedded = std::move(std::get<std::unique_ptr<kafka::EmbeddedBroker>>(started));
     bootstrap = embedded->bootstrap();
-    for (const auto& p : config.pipelines) {
-      for (const auto& topic : topicsOf(p)) {
-        if (auto error =
-                embedded->createTopic(topic, config.kafka.embedded_broker.default_partitions)) {
-          log::error("embedded broker", {{"error", *error}});
-          return 1;
-        }
-      }
-    }
     log::warn("embedded broker started: in memory, for development only",
               {{"bootstrap", bootstrap}});
   }
 
-  // Every pipeline is built before anything starts: a bad one starts nothing.
-  pipeline::WorkerOptions options;
-  options.bootstrap = bootstrap;
-  options.properties = config.kafka.properties;
-  options.consumer_properties = config.kafka.consumer_properties;
-  options.producer_properties = config.kafka.producer_properties;
-  // Declared before the workers, which use them: they go after the workers.
-  Stores stores;
-  if (auto error = stores.open(config, metrics)) {
-    log::error("cannot open dedup store", {{"error", *error}});
+  ConfigStatus config_status;
+  config_status.file = config.file.string();
+  config_status.loaded_at_ms = wallMillis();
+  const config::HttpSpec http_spec = config.http;
+  const bool watch_files = config.reload_watch;
+  const auto debounce = config.reload_debounce;
+
+  auto supervisor = std::make_unique<Supervisor>(io, metrics, embedded.get(), bootstrap);
+  if (auto error = supervisor->start(std::move(*candidate.loaded))) {
+    log::error("cannot start pipeline", {{"error", *error}});
     return 1;
   }
-  std::vector<std::unique_ptr<pipeline::Worker>> workers;
-  for (const auto& p : config.pipelines) {
-    std::unique_ptr<sinks::Sink> sink;
-    if (p.output.http) {
-      auto http = sinks::HttpSink::create(io, *p.output.http);
-      if (auto* error = std::get_if<std::string>(&http)) {
-        log::error("cannot start pipeline", {{"pipeline", p.name}, {"error", *error}});
-        return 1;
-      }
-      sink = std::move(std::get<std::unique_ptr<sinks::HttpSink>>(http));
-    }
-    auto created =
-        pipeline::Worker::create(io, p, options, stores.forPipeline(p), std::move(sink), metrics);
-    if (auto* error = std::get_if<std::string>(&created)) {
-      log::error("cannot start pipeline", {{"pipeline", p.name}, {"error", *error}});
-      return 1;
-    }
-    workers.push_back(std::move(std::get<std::unique_ptr<pipeline::Worker>>(created)));
-  }
+  const size_t pipeline_count = supervisor->running().config.pipelines.size();
 
   observe::HttpServer http(io);
   http.route("/metrics", [&metrics] {
     return observe::HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
                                  metrics.serialize()};
   });
-  http.route("/healthz", [&workers] {
-    std::string failures;
-    for (const auto& w : workers) {
-      if (!w->healthError().empty()) failures += w->name() + ": " + w->healthError() + "\n";
+  auto lines = [](const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& item : items) out += item + "\n";
+    return out;
+  };
+  http.route("/healthz", [&supervisor, lines] {
+    auto failures = supervisor->healthErrors();
+    if (!failures.empty()) {
+      return observe::HttpResponse{503, "text/plain; charset=utf-8", lines(failures)};
     }
-    if (!failures.empty()) return observe::HttpResponse{503, "text/plain; charset=utf-8", failures};
     return observe::HttpResponse{200, "text/plain; charset=utf-8", "ok\n"};
   });
   // Readiness (Kubernetes readinessProbe): every pipeline is in its group and healthy.
-  http.route("/readyz", [&workers] {
-    std::string waiting;
-    for (const auto& w : workers) {
-      if (auto why = w->readiness(); !why.empty()) waiting += w->name() + ": " + why + "\n";
+  http.route("/readyz", [&supervisor, lines] {
+    auto waiting = supervisor->notReady();
+    if (!waiting.empty()) {
+      return observe::HttpResponse{503, "text/plain; charset=utf-8", lines(waiting)};
     }
-    if (!waiting.empty()) return observe::HttpResponse{503, "text/plain; charset=utf-8", waiting};
     return observe::HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
   });
-  auto snapshot = [&workers] {
-    std::vector<pipeline::PipelineStatus> pipelines;
-    for (const auto& w : workers) pipelines.push_back(w->status());
-    return pipelines;
-  };
-  http.route("/status", [snapshot] {
-    return observe::HttpResponse{200, "application/json", statusJson(snapshot())};
+  http.route("/status", [&supervisor, &config_status] {
+    return observe::HttpResponse{200, "application/json",
+                                 statusJson(supervisor->status(), config_status)};
   });
-  http.route("/", [snapshot] {
-    return observe::HttpResponse{200, "text/html; charset=utf-8", statusHtml(snapshot(), kVersion)};
+  http.route("/", [&supervisor, &config_status] {
+    return observe::HttpResponse{200, "text/html; charset=utf-8",
+                                 statusHtml(supervisor->status(), kVersion, config_status)};
   });
-  if (config.http.enabled) {
-    if (auto error = http.start(config.http.listen_address, config.http.listen_port)) {
+  if (http_spec.enabled) {
+    if (auto error = http.start(http_spec.listen_address, http_spec.listen_port)) {
       log::error("http server", {{"error", *error}});
       return 1;
     }
     log::info("http server listening",
-              {{"address", config.http.listen_address}, {"port", static_cast<int>(http.port())}});
+              {{"address", http_spec.listen_address}, {"port", static_cast<int>(http.port())}});
   }
 
-  for (auto& w : workers) w->start();
-  log::info("kpipe running", {{"version", kVersion},
-                              {"pipelines", static_cast<uint64_t>(workers.size())},
-                              {"bootstrap", bootstrap}});
+  std::unique_ptr<Reloader> reloader;
+  ConfigWatch watch(io, debounce, [&reloader](Clock::time_point first_change) {
+    reloader->trigger("file change", first_change);
+  });
+  reloader = std::make_unique<Reloader>(io, *supervisor, metrics, config_status,
+                                        watch_files ? &watch : nullptr);
+  if (watch_files) {
+    if (auto error = watch.watch(configDirs(supervisor->running()))) {
+      log::warn("config files are not watched: reload with SIGHUP", {{"error", *error}});
+    }
+  }
 
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  size_t running = workers.size();
+  // The watchdog (systemd WatchdogSec): pinged from the io thread itself, so a wedged event
+  // loop stops the pings and systemd restarts the daemon. So does a pipeline that cannot go on
+  // without a restart (a fatal producer error: Worker::healthError); a pipeline a reload could
+  // not start is a config problem a restart would not cure, and keeps the pings going.
+  asio::steady_timer watchdog(io);
+  std::function<void()> ping;
+  if (auto interval = watchdogInterval()) {
+    ping = [&watchdog, &ping, &supervisor, half = *interval / 2] {
+      if (!supervisor->needsRestart()) notifyWatchdog();
+      watchdog.expires_after(half);
+      watchdog.async_wait([&ping](const boost::system::error_code& ec) {
+        if (!ec) ping();
+      });
+    };
+    ping();
+  }
+
+  log::info("kpipe running", {{"version", kVersion},
+                              {"pipelines", static_cast<uint64_t>(pipeline_count)},
+                              {"bootstrap", bootstrap}});
+  notifyReady();
+
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   bool stopping = false;
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int signal) {
         if (ec) return;
+        signals.async_wait(on_signal);
+        if (signal == SIGHUP) {
+          reloader->trigger("SIGHUP", Clock::now());
+          return;
+        }
         if (stopping) {
           log::warn("second stop signal: exiting without draining", {{"signal", signal}});
           std::fflush(nullptr);
@@ -196,24 +308,19 @@ int run(const config::Config& config) {
         }
         stopping = true;
         log::info("stop signal: draining pipelines", {{"signal", signal}});
-        signals.async_wait(on_signal);
+        notifyStopping();
+        reloader->stop();
         http.stop();
-        if (running == 0) {
+        supervisor->stop([&] {
+          signals.cancel();
+          watchdog.cancel();
           io.stop();
-          return;
-        }
-        for (auto& w : workers) {
-          w->stop([&] {
-            if (--running == 0) {
-              signals.cancel();
-              io.stop();
-            }
-          });
-        }
+        });
       };
   signals.async_wait(on_signal);
   io.run();
-  workers.clear();  // before the embedded broker they talk to
+  reloader.reset();    // joins a reload still being prepared
+  supervisor.reset();  // workers, then stores; before the embedded broker they talk to
   log::info("kpipe stopped");
   return 0;
 }
@@ -223,29 +330,7 @@ int check(const std::string& config_file, const std::optional<std::string>& agai
   std::vector<std::string> errors;
   for (const auto& e : loaded.errors) errors.push_back(e.str());
   if (loaded.ok()) {
-    const auto& kafka = loaded.config->kafka;
-    // librdkafka knows its properties: ask it, as `run` would, for each kind of client.
-    for (const auto* specific : {&kafka.consumer_properties, &kafka.producer_properties}) {
-      auto conf = kafka::makeConf({&kafka.properties, specific});
-      if (auto* error = std::get_if<std::string>(&conf)) {
-        errors.push_back(loaded.config->file.string() + ": " + *error);
-      }
-    }
-    for (const auto& p : loaded.config->pipelines) {
-      // Compiles the schemas exactly as `run` would.
-      auto router = pipeline::Router::build(p);
-      if (auto* error = std::get_if<std::string>(&router)) {
-        errors.push_back(p.where.str() + ": pipeline " + p.name + ": " + *error);
-      }
-      // Builds the HTTP sink as `run` would (URL, method, headers, CA file); connects nowhere.
-      if (p.output.http) {
-        asio::io_context io;
-        auto sink = sinks::HttpSink::create(io, *p.output.http);
-        if (auto* error = std::get_if<std::string>(&sink)) {
-          errors.push_back(p.where.str() + ": pipeline " + p.name + ": " + *error);
-        }
-      }
-    }
+    for (auto& line : validate(*loaded.config)) errors.push_back(std::move(line));
   }
   if (loaded.ok() && against) {
     // The old config as it was deployed: a directory holding kpipe.yaml, or that file itself.

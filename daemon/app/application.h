@@ -4,7 +4,10 @@
 //
 // Lifecycle: run() blocks until SIGTERM/SIGINT has drained and stopped every pipeline (exit
 // code 0) or start-up failed (non-zero). A second signal during the drain exits at once.
-// Threading: one io_context thread runs the HTTP server and every pipeline.
+// SIGHUP, and a change to the config's files (inotify), reload the config (reload.h,
+// supervisor.h). systemd hears READY, RELOADING, STOPPING and watchdog pings (systemd_notify.h).
+// Threading: one io_context thread runs the HTTP server and every pipeline; a reload is
+// prepared on a thread of its own.
 
 #include "daemon/config/spec.h"
 
@@ -13,8 +16,10 @@
 
 namespace kpipe::app {
 
-// `kpipe run`: runs the config until a stop signal. Returns the process exit code.
-int run(const config::Config& config);
+// `kpipe run`: loads CONFIG and runs it until a stop signal, reloading it on SIGHUP and when
+// its files change. Prints the config's errors and returns 1 when it cannot start. Returns the
+// process exit code.
+int run(const std::string& config_file);
 
 // `kpipe check`: loads the config and compiles its schemas; with `against` (the directory of the
 // previous config, or its kpipe.yaml), also refuses schema changes that reject data the previous

@@ -74,10 +74,43 @@ std::string count(double value) {
 
 }  // namespace
 
-std::string statusJson(const std::vector<pipeline::PipelineStatus>& pipelines) {
+std::string statusJson(const std::vector<pipeline::PipelineStatus>& pipelines,
+                       const ConfigStatus& config) {
   rapidjson::StringBuffer buffer;
   JsonWriter w(buffer);
   w.StartObject();
+  w.Key("config");
+  w.StartObject();
+  string(w, "file", config.file);
+  w.Key("loaded_at_ms");
+  w.Int64(config.loaded_at_ms);
+  w.Key("reloads");
+  w.StartObject();
+  w.Key("success");
+  w.Uint64(config.reloads_succeeded);
+  w.Key("failure");
+  w.Uint64(config.reloads_failed);
+  w.EndObject();
+  w.Key("last_reload");
+  if (config.last_result.empty()) {
+    w.Null();
+  } else {
+    w.StartObject();
+    string(w, "result", config.last_result);
+    w.Key("at_ms");
+    w.Int64(config.last_at_ms);
+    number(w, "seconds", config.last_seconds);
+    for (const auto& [key, lines] :
+         {std::pair{"errors", &config.last_errors}, {"need_restart", &config.need_restart}}) {
+      w.Key(key);
+      w.StartArray();
+      for (const auto& line : *lines)
+        w.String(line.data(), static_cast<rapidjson::SizeType>(line.size()));
+      w.EndArray();
+    }
+    w.EndObject();
+  }
+  w.EndObject();
   w.Key("pipelines");
   w.StartArray();
   for (const auto& p : pipelines) {
@@ -141,7 +174,7 @@ std::string statusJson(const std::vector<pipeline::PipelineStatus>& pipelines) {
 }
 
 std::string statusHtml(const std::vector<pipeline::PipelineStatus>& pipelines,
-                       const std::string& version) {
+                       const std::string& version, const ConfigStatus& config) {
   std::string html =
       "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" "
       "content=\"5\"><title>kpipe</title><style>"
@@ -152,6 +185,16 @@ std::string statusHtml(const std::vector<pipeline::PipelineStatus>& pipelines,
       escape(version) +
       "</h1><p><a href=\"/status\">/status</a> (JSON) · <a href=\"/metrics\">/metrics</a> · "
       "<a href=\"/readyz\">/readyz</a></p>";
+  if (config.last_result == "failure") {
+    html += "<p class=\"bad\">config reload failed; the previous config still runs:</p><ul>";
+    for (const auto& line : config.last_errors) html += "<li>" + escape(line) + "</li>";
+    html += "</ul>";
+  }
+  if (!config.need_restart.empty()) {
+    html += "<p class=\"warn\">changed, applies at the next restart:";
+    for (const auto& setting : config.need_restart) html += " " + escape(setting);
+    html += "</p>";
+  }
   auto css = [](const std::string& status) {
     return status == "ok" ? "ok" : status == "warn" ? "warn" : "bad";
   };

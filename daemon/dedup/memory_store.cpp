@@ -181,18 +181,19 @@ void MemoryTable::grow(uint64_t now) {
 namespace {
 class MemorySession final : public Session {
  public:
-  MemorySession(uint64_t max_entries, Ttls ttls) : table_(max_entries), ttls_(ttls) {}
+  MemorySession(std::shared_ptr<MemoryTable> table, Ttls ttls)
+      : table_(std::move(table)), ttls_(ttls) {}
   void reserve(std::string_view id, std::string_view, ReserveDone done) override {
-    done(ReserveReply{table_.reserve(id, ttls_.reservation), {}});
+    done(ReserveReply{table_->reserve(id, ttls_.reservation), {}});
   }
   void confirm(std::string_view id, ConfirmDone done) override {
-    table_.confirm(id, ttls_.done);
+    table_->confirm(id, ttls_.done);
     done({});
   }
-  void release(std::string_view id, std::string_view) override { table_.release(id); }
+  void release(std::string_view id, std::string_view) override { table_->release(id); }
 
  private:
-  MemoryTable table_;
+  std::shared_ptr<MemoryTable> table_;
   Ttls ttls_;
 };
 }  // namespace
@@ -200,8 +201,11 @@ class MemorySession final : public Session {
 MemoryStore::MemoryStore(std::string name, uint64_t max_entries, Ttls ttls)
     : name_(std::move(name)), max_entries_(max_entries), ttls_(ttls) {}
 
-std::unique_ptr<Session> MemoryStore::open(boost::asio::io_context&, const std::string&) {
-  return std::make_unique<MemorySession>(max_entries_, ttls_);
+std::unique_ptr<Session> MemoryStore::open(boost::asio::io_context&, const std::string& ns) {
+  std::lock_guard lock(mutex_);
+  std::shared_ptr<MemoryTable>& table = tables_[ns];
+  if (!table) table = std::make_shared<MemoryTable>(max_entries_);
+  return std::make_unique<MemorySession>(table, ttls_);
 }
 
 }  // namespace kpipe::dedup

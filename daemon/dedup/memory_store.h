@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace kpipe::dedup {
@@ -85,8 +87,10 @@ class MemoryTable {
   uint64_t evicted_ = 0;
 };
 
-// Answers inside each call: nothing to wait for. Each session's table is its own, so a named
-// memory store shared by two pipelines still keeps their ids apart (and needs no lock).
+// Answers inside each call: nothing to wait for. Each namespace (pipeline) has a table of its
+// own, so a named memory store shared by two pipelines still keeps their ids apart, and a
+// pipeline restarted by a reload finds the ids it saw before. One session per namespace at a
+// time: the table has no lock.
 class MemoryStore final : public Store {
  public:
   MemoryStore(std::string name, uint64_t max_entries, Ttls ttls);
@@ -97,6 +101,8 @@ class MemoryStore final : public Store {
   std::string name_;
   uint64_t max_entries_;
   Ttls ttls_;
+  std::mutex mutex_;  // guards tables_ (sessions are opened from any thread)
+  std::map<std::string, std::shared_ptr<MemoryTable>> tables_;
 };
 
 }  // namespace kpipe::dedup

@@ -127,6 +127,17 @@ Metrics::Metrics()
                         "or an assignment that starts below what was committed before): those "
                         "messages are processed again.")
                   .Register(*registry_)),
+      config_reloads(prometheus::BuildCounter()
+                         .Name("kpipe_config_reloads_total")
+                         .Help("Config reloads (file change or SIGHUP), by result: success (the "
+                               "new config runs), failure (an error; the old config still runs, "
+                               "or a pipeline could not start: see /status).")
+                         .Register(*registry_)),
+      config_reload_seconds(prometheus::BuildGauge()
+                                .Name("kpipe_config_reload_seconds")
+                                .Help("The last successful reload: seconds from the first file "
+                                      "change (or SIGHUP) to the new pipelines started.")
+                                .Register(*registry_)),
       build_info(prometheus::BuildGauge()
                      .Name("kpipe_build_info")
                      .Help("Always 1; labels carry the kpipe version.")

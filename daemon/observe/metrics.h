@@ -47,8 +47,10 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& blocked_keys;       // kpipe_blocked_keys
   prometheus::Family<prometheus::Gauge>& topic_partitions;   // kpipe_topic_partitions
   prometheus::Family<prometheus::Counter>& partition_count_changes;
-  prometheus::Family<prometheus::Gauge>& retention_headroom;  // kpipe_retention_headroom_seconds
-  prometheus::Family<prometheus::Counter>& rewinds;           // kpipe_partition_rewinds_total
+  prometheus::Family<prometheus::Gauge>& retention_headroom;     // kpipe_retention_headroom_seconds
+  prometheus::Family<prometheus::Counter>& rewinds;              // kpipe_partition_rewinds_total
+  prometheus::Family<prometheus::Counter>& config_reloads;       // kpipe_config_reloads_total
+  prometheus::Family<prometheus::Gauge>& config_reload_seconds;  // kpipe_config_reload_seconds
   // ^ kpipe_partition_count_changes_total
   prometheus::Family<prometheus::Gauge>& build_info;  // kpipe_build_info
 };

@@ -130,28 +130,9 @@ std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
   if (auto* error = std::get_if<std::string>(&router)) return *error;
   w->router_ = std::move(std::get<std::unique_ptr<Router>>(router));
 
-  const std::string prefix = "pipeline " + spec.name + ": ";
-  // Our defaults first, the user's kafka.properties last so that they win.
-  kafka::Properties producer_props{
-      {"bootstrap.servers", options.bootstrap},
-      {"enable.idempotence", "true"},  // implies acks=all and ordered retries
-      {"linger.ms", "5"},
-      // Java-compatible key placement by default (output.partitioner): librdkafka's own
-      // default, consistent_random, places keys differently from Java clients.
-      {"partitioner", spec.output.partitioner},
-  };
-  auto producer_conf =
-      kafka::makeConf({&producer_props, &options.properties, &options.producer_properties});
-  if (auto* error = std::get_if<std::string>(&producer_conf)) return prefix + *error;
-  rd_kafka_conf_t* pconf = std::get<kafka::ConfPtr>(producer_conf).get();
-  kafka::setLogger(pconf, "kpipe-" + spec.name + "-producer");
-  rd_kafka_conf_set_dr_msg_cb(pconf, &Worker::onDeliveryReport);
-  rd_kafka_conf_set_opaque(pconf, w.get());
-  auto producer =
-      kafka::makeClient(RD_KAFKA_PRODUCER, std::move(std::get<kafka::ConfPtr>(producer_conf)));
-  if (auto* error = std::get_if<std::string>(&producer)) return prefix + *error;
-  w->producer_ = std::move(std::get<kafka::KafkaPtr>(producer));
+  if (auto error = w->openProducer()) return *error;
 
+  const std::string prefix = "pipeline " + spec.name + ": ";
   kafka::Properties consumer_props{
       {"bootstrap.servers", options.bootstrap},
       {"group.id", spec.input.group},
@@ -185,26 +166,67 @@ std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
   // Route the main queue (rebalances, errors) into the consumer queue we serve.
   rd_kafka_poll_set_consumer(w->consumer_.get());
 
-  if (!spec.output.topic.empty()) {
-    w->output_topic_.reset(
-        rd_kafka_topic_new(w->producer_.get(), spec.output.topic.c_str(), nullptr));
-  }
-  w->error_topic_.reset(rd_kafka_topic_new(w->producer_.get(), spec.errors.topic.c_str(), nullptr));
-  w->audit_topic_.reset(
-      rd_kafka_topic_new(w->producer_.get(), spec.errors.audit_topic.c_str(), nullptr));
   w->input_topic_.reset(rd_kafka_topic_new(w->consumer_.get(), spec.input.topic.c_str(), nullptr));
-  if ((!w->output_topic_ && !w->sink_) || !w->error_topic_ || !w->audit_topic_ ||
-      !w->input_topic_) {
+  if (!w->input_topic_) {
     return prefix + "cannot create topic handles: " + rd_kafka_err2str(rd_kafka_last_error());
   }
   w->consumer_queue_.reset(rd_kafka_queue_get_consumer(w->consumer_.get()));
-  w->producer_queue_.reset(rd_kafka_queue_get_main(w->producer_.get()));
   Worker* self = w.get();
   w->consumer_wakeup_ = std::make_unique<kafka::QueueWakeup>(io, w->consumer_queue_.get(),
                                                              [self] { self->onConsumerReady(); });
-  w->producer_wakeup_ = std::make_unique<kafka::QueueWakeup>(io, w->producer_queue_.get(),
-                                                             [self] { self->onProducerReady(); });
   return w;
+}
+
+// The producer side: the producer, its topic handles, its queue and wake-up (not started).
+std::optional<std::string> Worker::openProducer() {
+  const config::PipelineSpec& spec = spec_;
+  const WorkerOptions& options = options_;
+  const std::string prefix = "pipeline " + spec.name + ": ";
+  // Our defaults first, the user's kafka.properties last so that they win.
+  kafka::Properties producer_props{
+      {"bootstrap.servers", options.bootstrap},
+      {"enable.idempotence", "true"},  // implies acks=all and ordered retries
+      {"linger.ms", "5"},
+      // Java-compatible key placement by default (output.partitioner): librdkafka's own
+      // default, consistent_random, places keys differently from Java clients.
+      {"partitioner", spec.output.partitioner},
+  };
+  auto producer_conf =
+      kafka::makeConf({&producer_props, &options.properties, &options.producer_properties});
+  if (auto* error = std::get_if<std::string>(&producer_conf)) return prefix + *error;
+  rd_kafka_conf_t* pconf = std::get<kafka::ConfPtr>(producer_conf).get();
+  kafka::setLogger(pconf, "kpipe-" + spec.name + "-producer");
+  rd_kafka_conf_set_dr_msg_cb(pconf, &Worker::onDeliveryReport);
+  rd_kafka_conf_set_opaque(pconf, this);
+  auto producer =
+      kafka::makeClient(RD_KAFKA_PRODUCER, std::move(std::get<kafka::ConfPtr>(producer_conf)));
+  if (auto* error = std::get_if<std::string>(&producer)) return prefix + *error;
+  producer_ = std::move(std::get<kafka::KafkaPtr>(producer));
+
+  if (!spec.output.topic.empty()) {
+    output_topic_.reset(rd_kafka_topic_new(producer_.get(), spec.output.topic.c_str(), nullptr));
+  }
+  error_topic_.reset(rd_kafka_topic_new(producer_.get(), spec.errors.topic.c_str(), nullptr));
+  audit_topic_.reset(rd_kafka_topic_new(producer_.get(), spec.errors.audit_topic.c_str(), nullptr));
+  if ((!output_topic_ && !sink_) || !error_topic_ || !audit_topic_) {
+    return prefix + "cannot create topic handles: " + rd_kafka_err2str(rd_kafka_last_error());
+  }
+  producer_queue_.reset(rd_kafka_queue_get_main(producer_.get()));
+  producer_wakeup_ = std::make_unique<kafka::QueueWakeup>(io_, producer_queue_.get(),
+                                                          [this] { onProducerReady(); });
+  return std::nullopt;
+}
+
+// Everything of the producer side goes, in the order its handles need: wake-up, queue and
+// topic handles, then the client. Called with nothing in flight, so nothing is purged.
+void Worker::closeProducer() {
+  if (producer_wakeup_) producer_wakeup_->stop();
+  producer_wakeup_.reset();
+  producer_queue_.reset();
+  output_topic_.reset();
+  error_topic_.reset();
+  audit_topic_.reset();
+  producer_.reset();
 }
 
 Worker::Worker(boost::asio::io_context& io, const config::PipelineSpec& spec,
@@ -269,8 +291,24 @@ void Worker::start() {
   consumer_wakeup_->start();
   producer_wakeup_->start();
   scheduleLagUpdate();
+  startPartitionWatch();
+}
+
+void Worker::startPartitionWatch() {
+  partition_watch_.reset();  // joins its thread
   std::vector<std::string> watched{spec_.input.topic};
   if (!spec_.output.topic.empty()) watched.push_back(spec_.output.topic);
+  // Topics no longer watched (an output changed by a reload) lose their series.
+  std::erase_if(partition_count_changes_, [&](const auto& entry) {
+    if (std::find(watched.begin(), watched.end(), entry.first) != watched.end()) return false;
+    metrics_.partition_count_changes.Remove(entry.second);
+    return true;
+  });
+  std::erase_if(topic_partitions_, [&](const auto& entry) {
+    if (std::find(watched.begin(), watched.end(), entry.first) != watched.end()) return false;
+    metrics_.topic_partitions.Remove(entry.second);
+    return true;
+  });
   for (const std::string& topic : watched) {
     std::map<std::string, std::string> labels{{"pipeline", spec_.name}, {"topic", topic}};
     partition_count_changes_[topic] = &metrics_.partition_count_changes.Add(labels);
@@ -282,6 +320,96 @@ void Worker::start() {
       [this](const std::vector<kafka::TopicReading>& readings) { onPartitionCounts(readings); },
       spec_.input.topic,
       [this](const kafka::RetentionReading& reading) { onInputRetention(reading); });
+}
+
+bool Worker::canReconfigure(const config::PipelineSpec& spec, const WorkerOptions& options) const {
+  return spec.name == spec_.name && spec.input.topic == spec_.input.topic &&
+         spec.input.group == spec_.input.group && options.bootstrap == options_.bootstrap &&
+         options.properties == options_.properties &&
+         options.consumer_properties == options_.consumer_properties;
+}
+
+void Worker::reconfigure(const config::PipelineSpec& spec, const WorkerOptions& options,
+                         dedup::Store* store, std::unique_ptr<sinks::Sink> sink,
+                         std::function<void(std::string error)> done) {
+  auto fail = [&](std::string error) {
+    boost::asio::post(io_, [done = std::move(done), error = std::move(error)] { done(error); });
+  };
+  if (stopping_ || reconfigure_ || !canReconfigure(spec, options)) {
+    return fail("pipeline " + spec.name + ": cannot be changed in place");
+  }
+  if (spec.dedup && store == nullptr) return fail("pipeline " + spec.name + ": no dedup store");
+  if (spec.output.http && !sink) return fail("pipeline " + spec.name + ": no sink for output.http");
+  auto router = Router::build(spec);
+  if (auto* error = std::get_if<std::string>(&router)) return fail(*error);
+  reconfigure_ = std::make_unique<Reconfigure>(
+      Reconfigure{spec, options, store, std::move(sink),
+                  std::move(std::get<std::unique_ptr<Router>>(router)), std::move(done)});
+  log::info("pipeline changing in place: finishing in-flight messages",
+            {{"pipeline", spec_.name}, {"inflight", static_cast<uint64_t>(inflight_)}});
+  // Nothing new is read (onPartitionReady) until the new definition is in place; what is
+  // consumed already finishes under the old one.
+  stop_deadline_.expires_after(options_.drain_timeout);
+  stop_deadline_.async_wait(
+      [this, alive = std::weak_ptr<char>(alive_)](const boost::system::error_code& ec) {
+        if (ec || alive.expired() || closed_ || !reconfigure_) return;
+        log::warn(
+            "drain timeout: in-flight messages did not finish; restarting the pipeline instead "
+            "(they will be redelivered)",
+            {{"pipeline", spec_.name}, {"inflight", static_cast<uint64_t>(inflight_)}});
+        auto pending = std::move(reconfigure_);
+        stopping_ = true;
+        on_stopped_ = [done = std::move(pending->done)] { done("drain timeout"); };
+        finishStop();
+      });
+  maybeFinishStop();
+}
+
+void Worker::finishReconfigure() {
+  stop_deadline_.cancel();
+  std::unique_ptr<Reconfigure> next = std::move(reconfigure_);
+  storeOffsets();
+  // All acknowledged: the old producer and sink have nothing left to deliver.
+  closeProducer();
+  if (sink_) sink_->close();
+  session_.reset();
+  if (sink_queue_ != nullptr) metrics_.queue_depth.Remove(sink_queue_);
+  if (sink_seconds_ != nullptr) metrics_.sink_seconds.Remove(sink_seconds_);
+  sink_queue_ = nullptr;
+  const std::string old_output = spec_.output.topic;
+  spec_ = next->spec;
+  options_ = next->options;
+  router_ = std::move(next->router);
+  sink_ = std::move(next->sink);
+  sink_seconds_ = &metrics_.sink_seconds.Add(
+      {{"pipeline", spec_.name}, {"sink", sink_ ? "http" : "kafka"}}, observe::kLatencyBuckets);
+  if (sink_) sink_queue_ = &metrics_.queue_depth.Add({{"pipeline", spec_.name}, {"queue", "sink"}});
+  store_name_.clear();
+  if (spec_.dedup) {
+    store_name_ = next->store->name();
+    session_ = next->store->open(io_, spec_.name);
+  }
+  if (auto error = openProducer()) {
+    // The same settings passed `kpipe check`; only the environment can fail this now.
+    log::error("cannot reopen the producer", {{"pipeline", spec_.name}, {"error", *error}});
+    stopping_ = true;
+    on_stopped_ = [done = std::move(next->done), error = *error] { done(error); };
+    finishStop();
+    return;
+  }
+  producer_wakeup_->start();
+  for (auto& [partition, state] : partitions_) {
+    state->scheduler = KeyScheduler<InFlight*>(spec_.ordering, spec_.concurrency);
+  }
+  if (spec_.output.topic != old_output) startPartitionWatch();
+  log::info("pipeline changed in place", {{"pipeline", spec_.name},
+                                          {"output", sink_ ? sink_->describe()  // URL redacted
+                                                           : spec_.output.topic}});
+  // Read on: what arrived meanwhile waits in the partition queues.
+  for (auto& [partition, state] : partitions_) {
+    if (state->wakeup) state->wakeup->notify();
+  }
+  boost::asio::post(io_, [done = std::move(next->done)] { done({}); });
 }
 
 // DESIGN.md §1.2: more partitions send a key's later messages to another partition than its
@@ -367,7 +495,7 @@ void Worker::onConsumerReady() {
 // again, which cut throughput from 97k to 11k msg/s in tests/bench/ordering_bench.py.
 void Worker::onPartitionReady(PartitionState& state) {
   // While stopping nothing new is read: what is read would be dropped uncommitted anyway.
-  if (closed_ || stopping_ || state.paused || !state.queue) return;
+  if (closed_ || stopping_ || reconfigure_ || state.paused || !state.queue) return;
   rd_kafka_message_t* batch[kConsumeBatch];
   const int32_t partition = state.partition;
   const uint64_t generation = state.generation;
@@ -1176,7 +1304,12 @@ void Worker::stop(std::function<void()> done) {
 }
 
 void Worker::maybeFinishStop() {
-  if (stopping_ && !closed_ && inflight_ == 0) finishStop();
+  if (closed_ || inflight_ != 0) return;
+  if (stopping_) {
+    finishStop();
+  } else if (reconfigure_) {
+    finishReconfigure();
+  }
 }
 
 void Worker::finishStop() {
@@ -1224,7 +1357,7 @@ void Worker::recycle(InFlight* f) {
   free_.push_back(f);
   --inflight_;
   stats_.inflight.Decrement();
-  if (stopping_ && inflight_ == 0 && !closed_) {
+  if ((stopping_ || reconfigure_) && inflight_ == 0 && !closed_) {
     // Not from here: this may run inside a librdkafka callback.
     boost::asio::post(io_, [this, alive = std::weak_ptr<char>(alive_)] {
       if (!alive.expired()) maybeFinishStop();

@@ -97,7 +97,22 @@ class Worker {
   // group, then calls `done` on the io_context thread.
   void stop(std::function<void()> done);
 
+  // Whether reconfigure() can take `spec`: the consumer side (name, input topic, group,
+  // bootstrap, kafka properties) is the same.
+  bool canReconfigure(const config::PipelineSpec& spec, const WorkerOptions& options) const;
+  // A reload's change of this pipeline without leaving the consumer group (no rebalance, no
+  // wait for the coordinator): stops reading, lets in-flight work finish under the old
+  // definition (up to drain_timeout) and stores its offsets, then swaps in the new router,
+  // producer, sink and dedup session and reads on from where it stopped. `done` gets "" on
+  // success. On an error the old definition runs on; after a drain timeout the worker has
+  // stopped instead, as stop() does (the caller starts a new one).
+  void reconfigure(const config::PipelineSpec& spec, const WorkerOptions& options,
+                   dedup::Store* store, std::unique_ptr<sinks::Sink> sink,
+                   std::function<void(std::string error)> done);
+
   const std::string& name() const { return spec_.name; }
+  // Stopped (stop() finished, or a reconfigure() fell back to stopping): only destruction left.
+  bool closed() const { return closed_; }
   // Empty while healthy; otherwise why this pipeline cannot make progress without a restart.
   const std::string& healthError() const { return fatal_error_; }
   // Empty when ready to take traffic (it has joined its consumer group and got an assignment,
@@ -115,6 +130,18 @@ class Worker {
   static void onRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* partitions, void* opaque);
 
+  struct Reconfigure {
+    config::PipelineSpec spec;
+    WorkerOptions options;
+    dedup::Store* store;
+    std::unique_ptr<sinks::Sink> sink;
+    std::unique_ptr<Router> router;
+    std::function<void(std::string error)> done;
+  };
+  std::optional<std::string> openProducer();
+  void closeProducer();
+  void startPartitionWatch();
+  void finishReconfigure();
   void onConsumerReady();
   void onPartitionReady(PartitionState& state);
   void onProducerReady();
@@ -211,8 +238,9 @@ class Worker {
   boost::asio::steady_timer lag_timer_;
   boost::asio::steady_timer stop_deadline_;
   bool stopping_ = false;
-  bool joined_ = false;      // a first assignment arrived
-  std::string fatal_error_;  // set once the producer failed fatally
+  std::unique_ptr<Reconfigure> reconfigure_;  // set while draining for reconfigure()
+  bool joined_ = false;                       // a first assignment arrived
+  std::string fatal_error_;                   // set once the producer failed fatally
   bool closed_ = false;
   std::function<void()> on_stopped_;
   std::chrono::steady_clock::time_point last_warning_{};

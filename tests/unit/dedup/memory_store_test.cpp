@@ -146,5 +146,26 @@ TEST(MemoryTableTest, ReleaseKeepsTheOtherIdsOfAProbeRun) {
   }
 }
 
+// A reload restarts a pipeline with a new session on the same store: it must still know the ids
+// it saw. Another namespace (pipeline) does not.
+TEST(MemoryStoreTest, ANewSessionOfTheSameNamespaceKeepsItsIds) {
+  MemoryStore store("ids", 1000, Ttls{});
+  boost::asio::io_context io;
+  auto reserve = [](Session& session, std::string_view id) {
+    ReserveResult answer{};
+    session.reserve(id, "owner", [&](const ReserveReply& reply) { answer = reply.result; });
+    return answer;
+  };
+  {
+    auto session = store.open(io, "pipeline-a");
+    ASSERT_EQ(reserve(*session, "id-1"), ReserveResult::New);
+    session->confirm("id-1", [](std::string_view error) { EXPECT_TRUE(error.empty()); });
+  }
+  auto again = store.open(io, "pipeline-a");
+  EXPECT_EQ(reserve(*again, "id-1"), ReserveResult::Done);
+  auto other = store.open(io, "pipeline-b");
+  EXPECT_EQ(reserve(*other, "id-1"), ReserveResult::New);
+}
+
 }  // namespace
 }  // namespace kpipe::dedup

@@ -1,0 +1,307 @@
+#include "daemon/plan/plan.h"
+
+#include "daemon/config/loader.h"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ostream>
+
+namespace kpipe::plan {
+namespace {
+
+// "50000", "50k", "1.5M".
+std::optional<double> parseCount(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  double scale = 1;
+  if (text.back() == 'k' || text.back() == 'K') {
+    scale = 1e3;
+    text.remove_suffix(1);
+  } else if (text.back() == 'M') {
+    scale = 1e6;
+    text.remove_suffix(1);
+  }
+  try {
+    size_t used = 0;
+    const std::string number(text);
+    const double value = std::stod(number, &used);
+    if (used != number.size() || !std::isfinite(value)) return std::nullopt;
+    return value * scale;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::string bytes(double value) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  int unit = 0;
+  while (value >= 1024 && unit < 5) {
+    value /= 1024;
+    ++unit;
+  }
+  char out[32];
+  std::snprintf(out, sizeof out, unit == 0 ? "%.0f %s" : "%.1f %s", value, kUnits[unit]);
+  return out;
+}
+
+std::string number(double value) {
+  char out[32];
+  std::snprintf(out, sizeof out, value == std::floor(value) ? "%.0f" : "%.1f", value);
+  return out;
+}
+
+std::string duration(double seconds) {
+  char out[32];
+  if (seconds < 1) {
+    std::snprintf(out, sizeof out, "%.0f ms", seconds * 1000);
+  } else if (seconds < 120) {
+    std::snprintf(out, sizeof out, "%.1f s", seconds);
+  } else if (seconds < 7200) {
+    std::snprintf(out, sizeof out, "%.0f min", seconds / 60);
+  } else if (seconds < 3 * 86400) {
+    std::snprintf(out, sizeof out, "%.1f h", seconds / 3600);
+  } else {
+    std::snprintf(out, sizeof out, "%.1f d", seconds / 86400);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::variant<Plan, std::string> compute(const Inputs& in) {
+  if (!(in.throughput > 0)) return std::string("--throughput: a positive number of messages/s");
+  if (!(in.message_bytes > 0)) return std::string("--message-size: a positive size");
+  if (!(in.per_partition > 0)) {
+    return std::string(
+        "--per-partition: a positive number of messages/s (measure it: see "
+        "docs/BENCHMARKS.md)");
+  }
+  if (in.brokers < 1) return std::string("--brokers: at least 1");
+  if (in.replication_factor < 1 || in.replication_factor > in.brokers) {
+    return std::string("--replication-factor: between 1 and the broker count");
+  }
+  if (!(in.headroom >= 1)) return std::string("--headroom: at least 1 (1.5 = 50% spare capacity)");
+  if (!(in.retention_seconds > 0)) return std::string("--retention: a positive duration");
+  if (in.latency_seconds && !(*in.latency_seconds > 0)) {
+    return std::string("--latency: a positive duration");
+  }
+
+  Plan plan;
+  plan.partitions_needed = std::max(
+      1, static_cast<int>(std::ceil(in.throughput * in.headroom / in.per_partition - 1e-9)));
+  plan.partitions = (plan.partitions_needed + in.brokers - 1) / in.brokers * in.brokers;
+  plan.consumers = plan.partitions;
+  if (in.latency_seconds) {
+    plan.inflight = in.throughput * *in.latency_seconds;
+    plan.inflight_per_partition =
+        std::max(1, static_cast<int>(std::ceil(*plan.inflight / plan.partitions)));
+  }
+  plan.ingress_bytes_per_second = in.throughput * in.message_bytes;
+  plan.disk_bytes = plan.ingress_bytes_per_second * in.retention_seconds * in.replication_factor;
+  plan.disk_bytes_per_broker = plan.disk_bytes / in.brokers;
+  // Capacity beyond the target works off a backlog: an hour of it takes this long.
+  const double spare = plan.partitions * in.per_partition - in.throughput;
+  plan.catch_up_seconds_per_hour = spare > 0 ? 3600 * in.throughput / spare : INFINITY;
+
+  const int ceiling = 100 * in.brokers * in.replication_factor;
+  if (plan.partitions > ceiling) {
+    plan.warnings.push_back(
+        std::to_string(plan.partitions) +
+        " partitions is over ~100 × brokers × replication "
+        "factor (" +
+        std::to_string(ceiling) +
+        "): more than the cluster should carry (leader "
+        "elections, open files, end-to-end latency); add brokers, or raise the per-partition "
+        "throughput (batching, more concurrency) and measure again");
+  }
+  if (in.current_partitions && plan.partitions > *in.current_partitions) {
+    if (in.keyed) {
+      plan.warnings.push_back(
+          "the topic has " + std::to_string(*in.current_partitions) + " partitions: adding " +
+          "partitions to a keyed topic sends each key's new messages to another partition than "
+          "its old ones, so consumers may process them out of order. Create a new topic with " +
+          std::to_string(plan.partitions) +
+          " partitions and move producers over once consumers have drained the old one");
+    } else {
+      plan.warnings.push_back("the topic has " + std::to_string(*in.current_partitions) +
+                              " partitions: raise it to " + std::to_string(plan.partitions) +
+                              " (unkeyed: no order to break)");
+    }
+  }
+  return plan;
+}
+
+std::string text(const Inputs& in, const Plan& plan) {
+  std::string out;
+  out += "target:      " + number(in.throughput) + " msg/s × " + bytes(in.message_bytes) + " = " +
+         bytes(plan.ingress_bytes_per_second) + "/s, headroom ×" + number(in.headroom) + "\n";
+  out += "partitions:  " + std::to_string(plan.partitions);
+  if (plan.partitions != plan.partitions_needed) {
+    out += " (" + std::to_string(plan.partitions_needed) + " needed at " +
+           number(in.per_partition) + " msg/s each, rounded up to a multiple of " +
+           std::to_string(in.brokers) + " brokers)";
+  } else {
+    out += " (at " + number(in.per_partition) + " msg/s each)";
+  }
+  out += "\nconsumers:   up to " + std::to_string(plan.consumers) +
+         " (one partition has one consumer at a time; more members stay idle)\n";
+  if (plan.inflight) {
+    out += "in flight:   " + number(std::ceil(*plan.inflight)) +
+           " messages (L = λ·W = " + number(in.throughput) + " × " + duration(*in.latency_seconds) +
+           "), " + std::to_string(*plan.inflight_per_partition) +
+           " per partition: the pipeline's concurrency (ordering: key) and max_pending must "
+           "allow that many\n";
+  } else {
+    out += "in flight:   give --latency (read → acknowledged) for Little's law\n";
+  }
+  out += "disk:        " + bytes(plan.disk_bytes) + " for " + duration(in.retention_seconds) +
+         " of retention × " + std::to_string(in.replication_factor) + " replicas, " +
+         bytes(plan.disk_bytes_per_broker) + " per broker (before compression)\n";
+  out += "catch-up:    an hour of backlog takes " + duration(plan.catch_up_seconds_per_hour) +
+         " at full capacity\n";
+  for (const auto& warning : plan.warnings) out += "warning:     " + warning + "\n";
+  return out;
+}
+
+std::string json(const Inputs& in, const Plan& plan) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("inputs");
+  w.StartObject();
+  w.Key("throughput");
+  w.Double(in.throughput);
+  w.Key("message_bytes");
+  w.Double(in.message_bytes);
+  w.Key("per_partition");
+  w.Double(in.per_partition);
+  w.Key("latency_seconds");
+  in.latency_seconds ? w.Double(*in.latency_seconds) : w.Null();
+  w.Key("brokers");
+  w.Int(in.brokers);
+  w.Key("replication_factor");
+  w.Int(in.replication_factor);
+  w.Key("retention_seconds");
+  w.Double(in.retention_seconds);
+  w.Key("headroom");
+  w.Double(in.headroom);
+  w.Key("current_partitions");
+  in.current_partitions ? w.Int(*in.current_partitions) : w.Null();
+  w.Key("keyed");
+  w.Bool(in.keyed);
+  w.EndObject();
+  w.Key("partitions");
+  w.Int(plan.partitions);
+  w.Key("partitions_needed");
+  w.Int(plan.partitions_needed);
+  w.Key("consumers");
+  w.Int(plan.consumers);
+  w.Key("inflight");
+  plan.inflight ? w.Double(*plan.inflight) : w.Null();
+  w.Key("inflight_per_partition");
+  plan.inflight_per_partition ? w.Int(*plan.inflight_per_partition) : w.Null();
+  w.Key("ingress_bytes_per_second");
+  w.Double(plan.ingress_bytes_per_second);
+  w.Key("disk_bytes");
+  w.Double(plan.disk_bytes);
+  w.Key("disk_bytes_per_broker");
+  w.Double(plan.disk_bytes_per_broker);
+  w.Key("catch_up_seconds_per_hour");
+  std::isfinite(plan.catch_up_seconds_per_hour) ? w.Double(plan.catch_up_seconds_per_hour)
+                                                : w.Null();
+  w.Key("warnings");
+  w.StartArray();
+  for (const auto& warning : plan.warnings) w.String(warning.c_str());
+  w.EndArray();
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize()) + "\n";
+}
+
+int planCommand(const std::vector<std::string_view>& args, std::ostream& out, std::ostream& err) {
+  Inputs in;
+  bool as_json = false;
+  bool have_throughput = false, have_size = false, have_per_partition = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string_view flag = args[i];
+    if (flag == "--json") {
+      as_json = true;
+      continue;
+    }
+    if (flag == "--unkeyed") {
+      in.keyed = false;
+      continue;
+    }
+    if (i + 1 >= args.size()) {
+      err << "kpipe plan: " << flag << (flag.starts_with("--") ? " needs a value" : ": unknown")
+          << "\n";
+      return 2;
+    }
+    const std::string_view value = args[++i];
+    auto bad = [&](const char* what) {
+      err << "kpipe plan: " << flag << " " << value << ": expected " << what << "\n";
+      return 2;
+    };
+    auto count = parseCount(value);
+    auto whole = [&](int& target) {
+      if (!count || *count < 1 || *count != std::floor(*count) || *count > 1e6) return false;
+      target = static_cast<int>(*count);
+      return true;
+    };
+    if (flag == "--throughput") {
+      if (!count) return bad("messages per second (50000, 50k, 1.5M)");
+      in.throughput = *count;
+      have_throughput = true;
+    } else if (flag == "--per-partition") {
+      if (!count) return bad("messages per second (5000, 5k)");
+      in.per_partition = *count;
+      have_per_partition = true;
+    } else if (flag == "--message-size") {
+      auto size = config::parseSize(value);
+      if (!size) return bad("a size (512, 1KiB, 2MiB)");
+      in.message_bytes = static_cast<double>(*size);
+      have_size = true;
+    } else if (flag == "--latency") {
+      auto d = config::parseDuration(value);
+      if (!d) return bad("a duration (20ms, 1s)");
+      in.latency_seconds = std::chrono::duration<double>(*d).count();
+    } else if (flag == "--retention") {
+      auto d = config::parseDuration(value);
+      if (!d) return bad("a duration (7d, 24h)");
+      in.retention_seconds = std::chrono::duration<double>(*d).count();
+    } else if (flag == "--headroom") {
+      if (!count) return bad("a factor (1.5)");
+      in.headroom = *count;
+    } else if (flag == "--brokers") {
+      if (!whole(in.brokers)) return bad("a whole number ≥ 1");
+    } else if (flag == "--replication-factor") {
+      if (!whole(in.replication_factor)) return bad("a whole number ≥ 1");
+    } else if (flag == "--current-partitions") {
+      int partitions = 0;
+      if (!whole(partitions)) return bad("a whole number ≥ 1");
+      in.current_partitions = partitions;
+    } else {
+      err << "kpipe plan: unknown argument " << flag << "\n";
+      return 2;
+    }
+  }
+  if (!have_throughput || !have_size || !have_per_partition) {
+    err << "usage: kpipe plan --throughput MSG/S --message-size SIZE --per-partition MSG/S\n"
+           "                  [--latency DURATION] [--brokers N] [--replication-factor N]\n"
+           "                  [--retention DURATION] [--headroom X] [--current-partitions N]\n"
+           "                  [--unkeyed] [--json]\n";
+    return 2;
+  }
+  auto computed = compute(in);
+  if (auto* error = std::get_if<std::string>(&computed)) {
+    err << "kpipe plan: " << *error << "\n";
+    return 2;
+  }
+  const Plan& plan = std::get<Plan>(computed);
+  out << (as_json ? json(in, plan) : text(in, plan));
+  return 0;
+}
+
+}  // namespace kpipe::plan
