@@ -67,16 +67,12 @@ Candidate prepare(const std::filesystem::path& file, const LoadedConfig* running
   return out;
 }
 
-namespace {
-
 const std::string& storeFingerprint(const config::Config& config, const config::PipelineSpec& p) {
   static const std::string kNone;
   if (!p.dedup || p.dedup->store.empty()) return kNone;
   auto it = config.stores.find(p.dedup->store);
   return it == config.stores.end() ? kNone : it->second.fingerprint;
 }
-
-}  // namespace
 
 ReloadPlan plan(const LoadedConfig& running, const LoadedConfig& next) {
   ReloadPlan out;

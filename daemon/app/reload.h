@@ -57,4 +57,8 @@ struct ReloadPlan {
 
 ReloadPlan plan(const LoadedConfig& running, const LoadedConfig& next);
 
+// The fingerprint of the dedup store `p` names in `config`; "" without one (or with the private
+// memory store).
+const std::string& storeFingerprint(const config::Config& config, const config::PipelineSpec& p);
+
 }  // namespace kpipe::app

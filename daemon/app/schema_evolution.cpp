@@ -188,10 +188,17 @@ void comparePipeline(const PipelineSpec& before, const PipelineSpec& after,
 
 // The directories a pipeline's schemas may read files from (schema/validator.cpp: a schema's
 // `$ref`s stay under its own directory).
+// The schema files a pipeline names itself (the single one, or one per event type).
+std::set<fs::path> schemaRootsOf(const PipelineSpec& pipeline) {
+  std::set<fs::path> roots;
+  if (pipeline.schema.file) roots.insert(*pipeline.schema.file);
+  for (const auto& [type, file] : pipeline.schema.types) roots.insert(file);
+  return roots;
+}
+
 std::set<fs::path> schemaDirsOf(const PipelineSpec& pipeline) {
   std::set<fs::path> dirs;
-  if (pipeline.schema.file) dirs.insert(pipeline.schema.file->parent_path());
-  for (const auto& [type, file] : pipeline.schema.types) dirs.insert(file.parent_path());
+  for (const auto& root : schemaRootsOf(pipeline)) dirs.insert(root.parent_path());
   return dirs;
 }
 
@@ -240,10 +247,7 @@ std::variant<SchemaFiles, std::string> readSchemaFiles(const config::Config& con
 
 SchemaFiles schemaFilesOf(const config::PipelineSpec& pipeline, const SchemaFiles& files) {
   SchemaFiles out;
-  std::set<fs::path> roots;
-  if (pipeline.schema.file) roots.insert(*pipeline.schema.file);
-  for (const auto& [type, file] : pipeline.schema.types) roots.insert(file);
-  for (const auto& root : roots) {
+  for (const auto& root : schemaRootsOf(pipeline)) {
     auto it = files.find(root);
     if (it == files.end()) continue;
     out.insert(*it);

@@ -158,10 +158,6 @@ void Supervisor::apply(LoadedConfig next, const ReloadPlan& plan, ApplyDone done
     }
     return static_cast<const config::PipelineSpec*>(nullptr);
   };
-  auto storeFingerprint = [](const config::Config& config, const config::PipelineSpec& p) {
-    if (!p.dedup || p.dedup->store.empty()) return std::string();
-    return config.stores.at(p.dedup->store).fingerprint;
-  };
   // A changed pipeline whose consumer side and dedup store stay the same changes in place:
   // no rebalance. The others (and removed ones) stop; they, and new ones, start afterwards.
   std::vector<std::string> leaving = plan.removed;

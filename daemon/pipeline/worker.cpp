@@ -121,11 +121,7 @@ std::variant<std::unique_ptr<Worker>, std::string> Worker::create(
         {{"pipeline", spec.name}, {"status", observe::statusName(observe::kConsumerStatuses[i])}});
   }
   setStatus(w->consumer_status_, observe::ConsumerStatus::Ok);
-  w->sink_seconds_ = &metrics.sink_seconds.Add(
-      {{"pipeline", spec.name}, {"sink", w->sink_ ? "http" : "kafka"}}, observe::kLatencyBuckets);
-  if (w->sink_) {
-    w->sink_queue_ = &metrics.queue_depth.Add({{"pipeline", spec.name}, {"queue", "sink"}});
-  }
+  w->openSinkMetrics();
   auto router = Router::build(spec);
   if (auto* error = std::get_if<std::string>(&router)) return *error;
   w->router_ = std::move(std::get<std::unique_ptr<Router>>(router));
@@ -349,19 +345,14 @@ void Worker::reconfigure(const config::PipelineSpec& spec, const WorkerOptions& 
             {{"pipeline", spec_.name}, {"inflight", static_cast<uint64_t>(inflight_)}});
   // Nothing new is read (onPartitionReady) until the new definition is in place; what is
   // consumed already finishes under the old one.
-  stop_deadline_.expires_after(options_.drain_timeout);
-  stop_deadline_.async_wait(
-      [this, alive = std::weak_ptr<char>(alive_)](const boost::system::error_code& ec) {
-        if (ec || alive.expired() || closed_ || !reconfigure_) return;
-        log::warn(
-            "drain timeout: in-flight messages did not finish; restarting the pipeline instead "
-            "(they will be redelivered)",
-            {{"pipeline", spec_.name}, {"inflight", static_cast<uint64_t>(inflight_)}});
-        auto pending = std::move(reconfigure_);
-        stopping_ = true;
-        on_stopped_ = [done = std::move(pending->done)] { done("drain timeout"); };
-        finishStop();
-      });
+  armDrainDeadline([this] {
+    if (!reconfigure_) return;
+    log::warn(
+        "drain timeout: in-flight messages did not finish; restarting the pipeline instead "
+        "(they will be redelivered)",
+        {{"pipeline", spec_.name}, {"inflight", static_cast<uint64_t>(inflight_)}});
+    stopInstead(std::move(reconfigure_->done), "drain timeout");
+  });
   maybeFinishStop();
 }
 
@@ -373,17 +364,12 @@ void Worker::finishReconfigure() {
   closeProducer();
   if (sink_) sink_->close();
   session_.reset();
-  if (sink_queue_ != nullptr) metrics_.queue_depth.Remove(sink_queue_);
-  if (sink_seconds_ != nullptr) metrics_.sink_seconds.Remove(sink_seconds_);
-  sink_queue_ = nullptr;
   const std::string old_output = spec_.output.topic;
   spec_ = next->spec;
   options_ = next->options;
   router_ = std::move(next->router);
   sink_ = std::move(next->sink);
-  sink_seconds_ = &metrics_.sink_seconds.Add(
-      {{"pipeline", spec_.name}, {"sink", sink_ ? "http" : "kafka"}}, observe::kLatencyBuckets);
-  if (sink_) sink_queue_ = &metrics_.queue_depth.Add({{"pipeline", spec_.name}, {"queue", "sink"}});
+  openSinkMetrics();  // the sink label may have changed (kafka ↔ http)
   store_name_.clear();
   if (spec_.dedup) {
     store_name_ = next->store->name();
@@ -392,9 +378,7 @@ void Worker::finishReconfigure() {
   if (auto error = openProducer()) {
     // The same settings passed `kpipe check`; only the environment can fail this now.
     log::error("cannot reopen the producer", {{"pipeline", spec_.name}, {"error", *error}});
-    stopping_ = true;
-    on_stopped_ = [done = std::move(next->done), error = *error] { done(error); };
-    finishStop();
+    stopInstead(std::move(next->done), *error);
     return;
   }
   producer_wakeup_->start();
@@ -1292,15 +1276,41 @@ void Worker::stop(std::function<void()> done) {
   on_stopped_ = std::move(done);
   log::info("pipeline stopping: finishing in-flight messages",
             {{"pipeline", spec_.name}, {"inflight", static_cast<uint64_t>(inflight_)}});
-  stop_deadline_.expires_after(options_.drain_timeout);
-  stop_deadline_.async_wait(
-      [this, alive = std::weak_ptr<char>(alive_)](const boost::system::error_code& ec) {
-        if (ec || alive.expired() || closed_) return;
-        log::warn("drain timeout: closing with messages in flight (they will be redelivered)",
-                  {{"pipeline", spec_.name}, {"inflight", static_cast<uint64_t>(inflight_)}});
-        finishStop();
-      });
+  armDrainDeadline([this] {
+    log::warn("drain timeout: closing with messages in flight (they will be redelivered)",
+              {{"pipeline", spec_.name}, {"inflight", static_cast<uint64_t>(inflight_)}});
+    finishStop();
+  });
   maybeFinishStop();
+}
+
+// After drain_timeout, `expired` runs, unless the worker closed or the drain ended first.
+void Worker::armDrainDeadline(std::function<void()> expired) {
+  stop_deadline_.expires_after(options_.drain_timeout);
+  stop_deadline_.async_wait([this, alive = std::weak_ptr<char>(alive_),
+                             expired = std::move(expired)](const boost::system::error_code& ec) {
+    if (ec || alive.expired() || closed_) return;
+    expired();
+  });
+}
+
+// A reconfigure() that cannot finish stops the worker as stop() would, then tells its caller.
+void Worker::stopInstead(std::function<void(std::string)> done, std::string error) {
+  reconfigure_.reset();
+  stopping_ = true;
+  on_stopped_ = [done = std::move(done), error = std::move(error)] { done(error); };
+  finishStop();
+}
+
+// kpipe_sink_seconds{sink=kafka|http} and, for an HTTP sink, its queue depth; replaces those of
+// a previous definition.
+void Worker::openSinkMetrics() {
+  if (sink_queue_ != nullptr) metrics_.queue_depth.Remove(sink_queue_);
+  if (sink_seconds_ != nullptr) metrics_.sink_seconds.Remove(sink_seconds_);
+  sink_queue_ = nullptr;
+  sink_seconds_ = &metrics_.sink_seconds.Add(
+      {{"pipeline", spec_.name}, {"sink", sink_ ? "http" : "kafka"}}, observe::kLatencyBuckets);
+  if (sink_) sink_queue_ = &metrics_.queue_depth.Add({{"pipeline", spec_.name}, {"queue", "sink"}});
 }
 
 void Worker::maybeFinishStop() {

@@ -139,6 +139,9 @@ class Worker {
     std::function<void(std::string error)> done;
   };
   std::optional<std::string> openProducer();
+  void openSinkMetrics();
+  void armDrainDeadline(std::function<void()> expired);
+  void stopInstead(std::function<void(std::string error)> done, std::string error);
   void closeProducer();
   void startPartitionWatch();
   void finishReconfigure();
