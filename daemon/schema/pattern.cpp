@@ -7,9 +7,11 @@
 
 #include "daemon/schema/pattern.h"
 
+#include "daemon/schema/simple_pattern.h"
 #include "daemon/schema/valijson.h"
 
 #include <memory>
+#include <optional>
 #include <regex>
 #include <stdexcept>
 #include <string>
@@ -22,7 +24,6 @@
 #endif
 
 namespace kpipe::schema::detail {
-namespace {
 
 // regex_search tries every start position, so on a subject that does not match it costs
 // O(length^2 x pattern): fine for short subjects, where it is about twice as fast as the single
@@ -41,6 +42,7 @@ class CompiledPattern {
       // `^` and `$` still anchor at the subject's ends only (no multiline flag), so the wrapper
       // does not change what matches.
       anywhere_.assign("[\\s\\S]*?(?:" + source_ + ")[\\s\\S]*", kRegexFlags);
+      simple_ = SimplePattern::compile(source_);
     } catch (const std::regex_error& e) {
       if (e.code() == std::regex_constants::error_complexity) {
         throw std::runtime_error("pattern \"" + source_ +
@@ -51,6 +53,7 @@ class CompiledPattern {
   }
 
   bool matches(std::string_view subject) const {
+    if (simple_) return simple_->search(subject);
     if (subject.size() <= kSearchMaxBytes) {
       return std::regex_search(subject.begin(), subject.end(), search_);
     }
@@ -63,7 +66,13 @@ class CompiledPattern {
   std::string source_;
   std::regex search_;
   std::regex anywhere_;
+  // The same pattern as a bit-parallel automaton when it is simple enough (most are): about
+  // 30x faster than std::regex and allocation-free. std::regex is still compiled above, so
+  // that it alone decides which patterns are valid.
+  std::optional<SimplePattern> simple_;
 };
+
+namespace {
 
 // Immutable after construction and shared by every copy valijson makes of it, so one compiled
 // regex serves all threads (matching a const std::regex is thread-safe).
@@ -112,7 +121,7 @@ class PatternConstraintBuilder final : public valijson::ConstraintBuilder {
     if (!node.isString() || !node.getString(source)) {
       throw std::runtime_error("\"pattern\" must be a string");
     }
-    return new PatternConstraint(std::make_shared<const CompiledPattern>(std::move(source)));
+    return new PatternConstraint(compilePattern(std::move(source)));
   }
 };
 
@@ -145,6 +154,14 @@ void checkRepetitionCounts(std::string_view pattern) {
       }
     }
   }
+}
+
+std::shared_ptr<const CompiledPattern> compilePattern(std::string source) {
+  return std::make_shared<const CompiledPattern>(std::move(source));
+}
+
+bool patternAccepts(const CompiledPattern& pattern, std::string_view subject) {
+  return subject.size() <= kMaxPatternSubjectBytes && pattern.matches(subject);
 }
 
 bool patternMatches(std::string_view pattern, std::string_view subject) {

@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace valijson {
@@ -44,6 +45,13 @@ inline constexpr std::string_view kPatternTooLong = "kpipe:pattern-too-long:";
 // std::runtime_error for a pattern that is not a string, not a valid ECMAScript regex, or uses
 // back-references.
 std::unique_ptr<valijson::ConstraintBuilder> makePatternConstraintBuilder();
+
+// A compiled pattern, immutable and shareable between threads (fast_path.h uses it too).
+class CompiledPattern;
+// Throws std::runtime_error like the builder's make().
+std::shared_ptr<const CompiledPattern> compilePattern(std::string source);
+// What the constraint decides: false for a subject over kMaxPatternSubjectBytes.
+bool patternAccepts(const CompiledPattern& pattern, std::string_view subject);
 
 // Whether `pattern` matches `subject`, with the same engine; compiles the pattern on each call
 // (for explaining failures, not for the hot path). False for an invalid pattern.

@@ -12,6 +12,7 @@
 // decimal counts, $ref cycles). Known gap left: `patternProperties` is bounded by name length only.
 
 #include "daemon/schema/document.h"
+#include "daemon/schema/fast_path.h"
 #include "daemon/schema/format.h"
 #include "daemon/schema/multiple_of.h"
 #include "daemon/schema/pattern.h"
@@ -47,6 +48,9 @@ class Schema {
   rapidjson::Document document;
   valijson::Schema compiled;
   bool uses_pattern_properties = false;
+  // Answers "valid" for most messages without valijson (null when the schema uses a keyword
+  // it does not handle).
+  std::unique_ptr<detail::FastPath> fast;
 };
 
 namespace {
@@ -331,6 +335,7 @@ std::variant<SchemaPtr, CompileError> compile(std::string_view text, std::string
     // Every $ref is a pointer into this one document now, so valijson fetches nothing.
     const valijson::adapters::RapidJsonAdapter root(schema->document);
     parser.populateSchema(root, schema->compiled);
+    schema->fast = detail::FastPath::build(schema->document);
   } catch (const std::exception& e) {
     return CompileError{std::string(origin) + ": schema is not supported/invalid: " + e.what()};
   } catch (...) {
@@ -855,6 +860,9 @@ bool Validator::validate(const Schema& schema, const rapidjson::Value& document,
     if (schema.uses_pattern_properties && !impl_->checkPropertyNames(document, failures, limit)) {
       return false;
     }
+    if (schema.fast && schema.fast->valid(document)) {
+      return true;
+    }
     const valijson::adapters::RapidJsonAdapter adapter(document);
     // Without a results object valijson stops at the first failure and builds no messages: the
     // common, valid case pays only for this pass. Failures are then explained by a second pass.
@@ -880,6 +888,11 @@ bool Validator::validate(const Schema& schema, const rapidjson::Value& document,
     }
   }
   return false;
+}
+
+std::optional<bool> fastPathVerdict(const Schema& schema, const rapidjson::Value& document) {
+  if (!schema.fast) return std::nullopt;
+  return schema.fast->valid(document);
 }
 
 std::string explain(const std::vector<Failure>& failures) {

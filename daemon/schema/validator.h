@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -70,6 +71,10 @@ class Validator {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The fast path's answer alone (fast_path.h), or nullopt when the schema has none: for tests
+// that compare it with valijson's.
+std::optional<bool> fastPathVerdict(const Schema& schema, const rapidjson::Value& document);
 
 // Joins failures into one line: "at /a: ...; at /b: ...".
 std::string explain(const std::vector<Failure>& failures);

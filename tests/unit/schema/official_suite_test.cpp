@@ -83,6 +83,11 @@ struct Counts {
   std::vector<std::string> failures;       // "file: group / test: why"
   std::vector<std::string> stale_skips;    // skip entries whose test passes now
   std::vector<std::string> unknown_skips;  // skip entries that name no test
+  // The fast path (fast_path.h) alone: tests whose schema has one, and those where its answer
+  // differs from the expected one (a wrong "valid" would be a wrong verdict; a wrong
+  // "invalid" would only cost speed, and is counted the same, to keep it honest).
+  int fast_path_tests = 0;
+  std::vector<std::string> fast_path_mismatches;
 };
 
 class OfficialSuite {
@@ -136,6 +141,12 @@ class OfficialSuite {
           const bool valid =
               validator_.validate(*std::get<SchemaPtr>(compiled), test["data"], &failures);
           passed = valid == test["valid"].GetBool() && valid == failures.empty();
+          if (auto fast = fastPathVerdict(*std::get<SchemaPtr>(compiled), test["data"])) {
+            ++counts.fast_path_tests;
+            if (*fast != test["valid"].GetBool()) {
+              counts.fast_path_mismatches.push_back(name + ": " + test_name);
+            }
+          }
           why = std::string(valid ? "valid" : "invalid: " + explain(failures)) + ", expected " +
                 (test["valid"].GetBool() ? "valid" : "invalid");
         }
@@ -168,7 +179,9 @@ class OfficialSuite {
 
 void print(const char* set, const Counts& counts, bool list_failures) {
   std::cout << "[official suite] " << set << ": " << counts.passed << " passed, " << counts.failed
-            << " failed, " << counts.skipped << " skipped\n";
+            << " failed, " << counts.skipped << " skipped; " << counts.fast_path_tests
+            << " through the fast path, " << counts.fast_path_mismatches.size()
+            << " of them answered differently\n";
   if (list_failures) {
     for (const std::string& failure : counts.failures) {
       std::cout << "  fail: " << failure.substr(0, 300) << "\n";
@@ -205,6 +218,10 @@ TEST(OfficialSuiteTest, RequiredPassExceptTheSkipList) {
   }
   for (const std::string& unknown : counts.unknown_skips) {
     ADD_FAILURE() << "kRequiredSkips names no such test: " << unknown;
+  }
+  EXPECT_GE(counts.fast_path_tests, 300) << "the fast path covers the common keywords";
+  for (const std::string& mismatch : counts.fast_path_mismatches) {
+    ADD_FAILURE() << "the fast path answers differently: " << mismatch;
   }
 }
 
