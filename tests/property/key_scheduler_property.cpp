@@ -269,20 +269,23 @@ Ordering genOrdering() {
   return *rc::gen::element(Ordering::Key, Ordering::Partition, Ordering::None);
 }
 
-// 1, 2, or a small random value (0 included: it means 1).
+// 1, 2, a small random value (0 included: it means 1), or a large one (many keys running at
+// once make the scheduler's key table grow and wrap its probe runs).
 size_t genConcurrency() {
   return *rc::gen::oneOf(rc::gen::just<size_t>(1), rc::gen::just<size_t>(2),
-                         rc::gen::inRange<size_t>(0, 9));
+                         rc::gen::inRange<size_t>(0, 9), rc::gen::inRange<size_t>(50, 300));
 }
 
-// Up to a few hundred operations over 1..6 keys (random 64-bit values, so two may collide).
+// Up to a few hundred operations over 1..6 keys (random 64-bit values, so two may collide), or
+// over up to 400 keys (so that the key table grows, and erases shift entries back).
 Scenario genScenario(Ordering ordering, size_t concurrency) {
   Scenario sc;
   sc.ordering = ordering;
   sc.concurrency = concurrency;
   sc.first_offset = *rc::gen::inRange<int64_t>(0, 1'000'000);
   sc.arrive_pct = *rc::gen::inRange(20, 90);  // low: mostly drained; high: long backlogs
-  const size_t nkeys = *rc::gen::inRange<size_t>(1, 7);
+  const size_t nkeys =
+      *rc::gen::oneOf(rc::gen::inRange<size_t>(1, 7), rc::gen::inRange<size_t>(50, 400));
   sc.keys = *rc::gen::container<std::vector<uint64_t>>(nkeys, rc::gen::arbitrary<uint64_t>());
   sc.ops =
       *rc::gen::scale(4.0, rc::gen::container<std::vector<Op>>(rc::gen::tuple(
