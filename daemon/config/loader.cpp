@@ -497,7 +497,9 @@ void readOrdering(ObjectReader& r, PipelineSpec& p) {
     p.concurrency = 1;
   }
   if (p.max_pending < p.concurrency) {
-    if (max_pending_given) {
+    if (max_pending_given && !concurrency_given) {
+      p.concurrency = p.max_pending;  // the default concurrency, bounded by what is held
+    } else if (max_pending_given) {
       r.error("max_pending", "max_pending (" + std::to_string(p.max_pending) +
                                  ") must be at least concurrency (" +
                                  std::to_string(p.concurrency) + ")");

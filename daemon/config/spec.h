@@ -170,10 +170,13 @@ struct PipelineSpec {
   std::string key_pointer;  // JSON pointer of the ordering key
   Ordering ordering = Ordering::Key;
   // Keys (ordering: key) or messages (ordering: none) in flight per partition; 1 for partition.
-  uint32_t concurrency = 64;
+  // By Little's law a partition's throughput is at most concurrency / latency: at 512 and the
+  // producer's 5-10 ms (linger.ms 5, acks all), 50k-100k msg/s. 64 capped the benchmark's
+  // partitions at 6k-13k msg/s (docs/BENCHMARKS.md).
+  uint32_t concurrency = 512;
   // Messages of one partition held in memory (in flight + waiting for their key or a slot).
   // At this bound the partition pauses; it resumes once half of them are done.
-  uint32_t max_pending = 2048;
+  uint32_t max_pending = 4096;
   // On a revoke, how long in-flight work may take to finish (and be committed by this member)
   // before the partitions are released anyway.
   Duration revoke_timeout = std::chrono::seconds(10);

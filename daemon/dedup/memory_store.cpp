@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <ctime>
 #include <limits>
 #include <utility>
 
@@ -35,6 +36,14 @@ uint64_t pack(uint64_t tag, uint64_t expires, bool done) {
 }
 
 }  // namespace
+
+// CLOCK_MONOTONIC_COARSE counts from the same point as CLOCK_MONOTONIC, steady_clock's clock.
+std::chrono::steady_clock::time_point MemoryTable::coarseNow() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  return std::chrono::steady_clock::time_point(std::chrono::seconds(now.tv_sec) +
+                                               std::chrono::nanoseconds(now.tv_nsec));
+}
 
 MemoryTable::MemoryTable(uint64_t max_entries, Clock clock)
     : max_entries_(std::clamp<uint64_t>(max_entries, 1, kMaxEntriesCap)),

@@ -46,7 +46,11 @@ namespace kpipe::dedup {
 class MemoryTable {
  public:
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
-  explicit MemoryTable(uint64_t max_entries, Clock clock = std::chrono::steady_clock::now);
+  // The default clock is CLOCK_MONOTONIC_COARSE (a few ms of resolution, which TTLs of seconds
+  // to days do not notice): it reads a word the kernel updates instead of the time-stamp
+  // counter, about 4x cheaper on a VM, and every reserve and confirm reads it.
+  explicit MemoryTable(uint64_t max_entries, Clock clock = coarseNow);
+  static std::chrono::steady_clock::time_point coarseNow();
 
   ReserveResult reserve(std::string_view id, std::chrono::milliseconds reservation_ttl);
   void confirm(std::string_view id, std::chrono::milliseconds ttl);

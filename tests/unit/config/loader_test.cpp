@@ -223,8 +223,8 @@ TEST_F(LoaderTest, AppliesDefaults) {
   EXPECT_EQ(p.errors.retry.jitter, 0.2);
   EXPECT_EQ(p.max_message_bytes, 1000000u);
   EXPECT_EQ(p.ordering, Ordering::Key);
-  EXPECT_EQ(p.concurrency, 64u);
-  EXPECT_EQ(p.max_pending, 2048u);
+  EXPECT_EQ(p.concurrency, 512u);
+  EXPECT_EQ(p.max_pending, 4096u);
   EXPECT_EQ(p.revoke_timeout, 10s);
   EXPECT_EQ(p.output.partitioner, "murmur2_random");
   EXPECT_EQ(p.schema_evolution, PipelineSpec::SchemaEvolution::GrowthOnly);
@@ -492,6 +492,24 @@ output: {topic: o, partitioner: consistent_random}
   EXPECT_EQ(p.max_pending, 100u);
   EXPECT_EQ(p.revoke_timeout, 2s);
   EXPECT_EQ(p.output.partitioner, "consistent_random");
+}
+
+TEST_F(LoaderTest, MaxPendingAloneBoundsTheDefaultConcurrency) {
+  // max_pending below the default concurrency (512), concurrency not given: the pipeline runs
+  // up to max_pending keys at a time instead of being refused (configs written when the
+  // default was 64 keep working).
+  write("kpipe.yaml", "");
+  write("pipelines/p.yaml", R"(
+name: a
+input: {topic: t, group: g}
+key: /k
+max_pending: 100
+output: {topic: o}
+)");
+  LoadResult result = load();
+  ASSERT_TRUE(result.ok()) << ::testing::PrintToString(errors(result));
+  EXPECT_EQ(result.config->pipelines.at(0).concurrency, 100u);
+  EXPECT_EQ(result.config->pipelines.at(0).max_pending, 100u);
 }
 
 TEST_F(LoaderTest, OrderingPartitionRunsOneAtATime) {
