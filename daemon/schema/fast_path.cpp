@@ -20,32 +20,11 @@ using rapidjson::Value;
 constexpr int kMaxDepth = 64;  // deeper schemas keep valijson alone
 constexpr uint32_t kNone = UINT32_MAX;
 
-enum TypeBit : unsigned {
-  kNull = 1,
-  kBoolean = 2,
-  kObject = 4,
-  kArray = 8,
-  kNumber = 16,
-  kInteger = 32,
-  kString = 64,
-};
-
-std::optional<unsigned> typeBit(std::string_view name) {
-  if (name == "null") return kNull;
-  if (name == "boolean") return kBoolean;
-  if (name == "object") return kObject;
-  if (name == "array") return kArray;
-  if (name == "number") return kNumber;
-  if (name == "integer") return kInteger;
-  if (name == "string") return kString;
-  return std::nullopt;
-}
-
 std::optional<unsigned> typeBits(const Value& operand) {
   unsigned bits = 0;
   auto add = [&](const Value& name) {
     if (!name.IsString()) return false;
-    auto bit = typeBit({name.GetString(), name.GetStringLength()});
+    auto bit = typeBitOf({name.GetString(), name.GetStringLength()});
     if (!bit) return false;
     bits |= *bit;
     return true;
@@ -86,7 +65,8 @@ uint64_t codePoints(const Value& string) {
   return count;
 }
 
-// What type_constraint.cpp's kindOf() calls the value (1.0 is an integer there).
+// What type_constraint.cpp's kindOf() calls the value (1.0 is an integer there); that one reads
+// a valijson adapter, this one the RapidJSON value itself.
 unsigned kindByValue(const Value& v) {
   if (v.IsString()) return kString;
   if (v.IsInt64()) return kInteger | kNumber;

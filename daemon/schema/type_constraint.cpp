@@ -11,24 +11,8 @@
 namespace kpipe::schema::detail {
 namespace {
 
-enum TypeBit : unsigned {
-  kNull = 1,
-  kBoolean = 2,
-  kObject = 4,
-  kArray = 8,
-  kNumber = 16,
-  kInteger = 32,
-  kString = 64,
-};
-
 unsigned typeBit(std::string_view name) {
-  if (name == "null") return kNull;
-  if (name == "boolean") return kBoolean;
-  if (name == "object") return kObject;
-  if (name == "array") return kArray;
-  if (name == "number") return kNumber;
-  if (name == "integer") return kInteger;
-  if (name == "string") return kString;
+  if (auto bit = typeBitOf(name)) return *bit;
   throw std::runtime_error("\"type\" names an unknown type \"" + std::string(name) + "\"");
 }
 
@@ -95,6 +79,17 @@ class TypeConstraintBuilder final : public valijson::ConstraintBuilder {
 };
 
 }  // namespace
+
+std::optional<unsigned> typeBitOf(std::string_view name) {
+  if (name == "null") return kNull;
+  if (name == "boolean") return kBoolean;
+  if (name == "object") return kObject;
+  if (name == "array") return kArray;
+  if (name == "number") return kNumber;
+  if (name == "integer") return kInteger;
+  if (name == "string") return kString;
+  return std::nullopt;
+}
 
 std::unique_ptr<valijson::ConstraintBuilder> makeTypeConstraintBuilder() {
   return std::make_unique<TypeConstraintBuilder>();

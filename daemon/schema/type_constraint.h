@@ -7,6 +7,8 @@
 // depend on how an integer is written).
 
 #include <memory>
+#include <optional>
+#include <string_view>
 
 namespace valijson {
 class ConstraintBuilder;
@@ -15,6 +17,19 @@ class ConstraintBuilder;
 namespace kpipe::schema::detail {
 
 inline constexpr char kTypeKeyword[] = "$kpipe:type";
+
+// The JSON types as bits, shared with fast_path.cpp.
+enum TypeBit : unsigned {
+  kNull = 1,
+  kBoolean = 2,
+  kObject = 4,
+  kArray = 8,
+  kNumber = 16,
+  kInteger = 32,
+  kString = 64,
+};
+// The bit of a type name; nullopt for a name that is not a JSON type.
+std::optional<unsigned> typeBitOf(std::string_view name);
 
 // The description valijson's own type constraint reports, so that both explain alike.
 inline constexpr char kTypeMismatch[] = "Value type not permitted by 'type' constraint.";
