@@ -42,6 +42,10 @@ commands:
        [--unkeyed] [--json]
                     size a topic: partitions, consumers, in-flight messages
                     (Little's law), disk for retention, and warnings
+  plan --throughput MSG/S --measure PIPELINE [--config PATH] [--sample FILE]
+       [--seconds N|DURATION] [--keys N|sample] [--use-store] [--allow-http] ...
+                    measure the per-partition throughput and W of PIPELINE
+                    (its real stages, on an embedded broker of its own), then plan
   broker [--brokers N] [--partitions N] [--topic NAME[:PARTITIONS]]...
                     run an embedded (in-memory) Kafka broker for development and
                     print its bootstrap address

@@ -20,18 +20,6 @@ std::set<std::string> topicsOf(const config::PipelineSpec& p) {
   return topics;
 }
 
-const char* typeName(config::StoreType type) {
-  switch (type) {
-    case config::StoreType::Redis:
-      return "redis";
-    case config::StoreType::Lmdb:
-      return "lmdb";
-    case config::StoreType::Memory:
-      break;
-  }
-  return "memory";
-}
-
 }  // namespace
 
 Supervisor::Supervisor(boost::asio::io_context& io, observe::Metrics& metrics,
@@ -72,7 +60,7 @@ std::variant<std::shared_ptr<dedup::Store>, std::string> Supervisor::storeFor(
                             : spec.type == config::StoreType::Lmdb ? spec.path.string()
                                                                    : "in process";
   log::info("dedup store ready",
-            {{"store", spec.name}, {"type", typeName(spec.type)}, {"at", where}});
+            {{"store", spec.name}, {"type", config::storeTypeName(spec.type)}, {"at", where}});
   stores_[name] = Store{spec.fingerprint, store};
   return store;
 }

@@ -50,6 +50,8 @@ struct HttpSpec {
 };
 
 enum class StoreType { Memory, Redis, Lmdb };
+// "memory", "redis", "lmdb": as kpipe.yaml spells the type (config/values.cpp).
+const char* storeTypeName(StoreType type);
 
 // A dedup store (dedup/store.h), named in kpipe.yaml and used by pipelines' dedup.store.
 struct StoreSpec {

@@ -103,6 +103,18 @@ InterpolationResult interpolate(std::string_view text, const EnvLookup& env) {
   return result;
 }
 
+const char* storeTypeName(StoreType type) {
+  switch (type) {
+    case StoreType::Redis:
+      return "redis";
+    case StoreType::Lmdb:
+      return "lmdb";
+    case StoreType::Memory:
+      break;
+  }
+  return "memory";
+}
+
 std::optional<Duration> parseDuration(std::string_view text) {
   auto parsed = numberAndUnit<int64_t>(text);
   if (!parsed) return std::nullopt;

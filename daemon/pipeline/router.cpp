@@ -51,6 +51,10 @@ std::string quote(std::string_view text) {
 // that no later stage (valijson's enum/const/items checks recurse) walks a 100,000-deep value.
 constexpr int kMaxNestingDepth = 128;
 
+}  // namespace
+
+namespace detail {
+
 // True when arrays/objects in `text` nest deeper than `limit`. Skips strings; does not
 // validate (the parser does).
 bool nestsDeeperThan(const char* text, size_t size, int limit) {
@@ -126,7 +130,7 @@ std::optional<std::string> duplicateMember(const rapidjson::Value& value) {
   return std::nullopt;
 }
 
-}  // namespace
+}  // namespace detail
 
 const char* routeName(Route route) {
   switch (route) {
@@ -259,7 +263,7 @@ void Router::route(const char* value, size_t size, Decision& d) {
                 "not valid JSON at byte " + std::to_string(static_cast<const char*>(nul) - value) +
                     ": NUL byte");
   }
-  if (nestsDeeperThan(value, size, kMaxNestingDepth)) {
+  if (detail::nestsDeeperThan(value, size, kMaxNestingDepth)) {
     return fail(d, stage::kDecode,
                 "JSON nested deeper than " + std::to_string(kMaxNestingDepth) + " levels");
   }
@@ -280,7 +284,7 @@ void Router::route(const char* value, size_t size, Decision& d) {
           d, stage::kDecode,
           std::string("top-level value is ") + typeName(document_) + ", expected an object");
     }
-    if (auto pointer = duplicateMember(document_)) {
+    if (auto pointer = detail::duplicateMember(document_)) {
       return fail(d, stage::kDecode,
                   "member " + *pointer +
                       " is written twice in one object (readers disagree on "

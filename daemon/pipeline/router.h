@@ -53,6 +53,14 @@ inline constexpr std::string_view kBlocking = "blocking";
 inline constexpr std::string_view kExhausted = "exhausted";
 }  // namespace error_class
 
+// The decode stage's checks around the parse, exposed for tests/bench/decode_bench.cpp.
+namespace detail {
+// True when arrays/objects in `text` nest deeper than `limit` (strings skipped, not validated).
+bool nestsDeeperThan(const char* text, size_t size, int limit);
+// The JSON pointer of the first member name written twice in one object, or nullopt.
+std::optional<std::string> duplicateMember(const rapidjson::Value& value);
+}  // namespace detail
+
 struct Decision {
   Route route = Route::Output;
   std::string_view stage;                                    // for Error and Audit

@@ -1,9 +1,8 @@
 #include "daemon/plan/plan.h"
 
 #include "daemon/config/loader.h"
-
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
+#include "daemon/plan/measure.h"
+#include "daemon/schema/rapidjson.h"
 
 #include <chrono>
 #include <cmath>
@@ -55,7 +54,9 @@ std::string number(double value) {
 
 std::string duration(double seconds) {
   char out[32];
-  if (seconds < 1) {
+  if (seconds < 0.01) {
+    std::snprintf(out, sizeof out, "%.2g ms", seconds * 1000);
+  } else if (seconds < 1) {
     std::snprintf(out, sizeof out, "%.0f ms", seconds * 1000);
   } else if (seconds < 120) {
     std::snprintf(out, sizeof out, "%.1f s", seconds);
@@ -69,6 +70,116 @@ std::string duration(double seconds) {
   return out;
 }
 
+// W and its quantiles: finer than duration() below 10 ms, where pipelines usually are.
+std::string latency(double seconds) {
+  char out[32];
+  if (seconds < 0.01) {
+    std::snprintf(out, sizeof out, "%.2f ms", seconds * 1000);
+  } else if (seconds < 1) {
+    std::snprintf(out, sizeof out, "%.1f ms", seconds * 1000);
+  } else {
+    std::snprintf(out, sizeof out, "%.2f s", seconds);
+  }
+  return out;
+}
+
+// Whole messages, down: the plan is sized with the same figure.
+std::string rate(double per_second) {
+  char out[32];
+  std::snprintf(out, sizeof out, "%.0f", std::floor(per_second));
+  return out;
+}
+
+std::string measurementText(const Measurement& m) {
+  std::string out;
+  out += "measured:    pipeline " + m.pipeline + " of " + m.config_file +
+         ", one input partition on an embedded broker in this process\n";
+  out += "samples:     " + std::to_string(m.samples) + " message" + (m.samples == 1 ? "" : "s") +
+         ", " + bytes(m.sample_bytes) + " on average, from " + m.sample_source + "\n";
+  if (!m.ids.empty()) out += "ids:         " + m.ids + "\n";
+  if (!m.keys.empty()) out += "keys:        " + m.keys + "\n";
+  if (!m.store.empty()) out += "store:       " + m.store + "\n";
+  out += "output:      " + m.output + "\n";
+  out += "throughput:  " + rate(m.per_partition) +
+         " msg/s per partition: " + std::to_string(m.messages) + " messages in " +
+         number(std::round(m.seconds * 10) / 10) + " s (ok " + std::to_string(m.ok) + ", invalid " +
+         std::to_string(m.invalid) + ", duplicate " + std::to_string(m.duplicate) + ", error " +
+         std::to_string(m.error) + ")\n";
+  if (m.latency_mean) {
+    out += "latency:     W = " + latency(*m.latency_mean) + " mean read → acknowledged";
+    if (m.latency_p50 && m.latency_p99) {
+      out += " (p50 ≈ " + latency(*m.latency_p50) + ", p99 ≈ " + latency(*m.latency_p99) + ")";
+    }
+    out += ", " + std::to_string(m.latency_messages) + " messages at " + rate(m.latency_load) +
+           " msg/s (the throughput ÷ headroom)\n";
+  } else {
+    out += "latency:     not measured (see the warnings)\n";
+  }
+  for (const auto& note : m.notes) out += "note:        " + note + "\n";
+  for (const auto& warning : m.warnings) out += "warning:     " + warning + "\n";
+  return out;
+}
+
+template <typename Writer>
+void measurementJson(const Measurement& m, Writer& w) {
+  auto optional = [&](const char* key, const std::optional<double>& value) {
+    w.Key(key);
+    value ? w.Double(*value) : w.Null();
+  };
+  auto strings = [&](const char* key, const std::vector<std::string>& items) {
+    w.Key(key);
+    w.StartArray();
+    for (const auto& item : items) w.String(item.c_str());
+    w.EndArray();
+  };
+  w.StartObject();
+  w.Key("pipeline");
+  w.String(m.pipeline.c_str());
+  w.Key("config");
+  w.String(m.config_file.c_str());
+  w.Key("sample_source");
+  w.String(m.sample_source.c_str());
+  w.Key("samples");
+  w.Uint64(m.samples);
+  w.Key("sample_bytes");
+  w.Double(m.sample_bytes);
+  w.Key("ids");
+  w.String(m.ids.c_str());
+  w.Key("keys");
+  w.String(m.keys.c_str());
+  w.Key("store");
+  m.store.empty() ? w.Null() : w.String(m.store.c_str());
+  w.Key("output");
+  w.String(m.output.c_str());
+  w.Key("seconds");
+  w.Double(m.seconds);
+  w.Key("messages");
+  w.Uint64(m.messages);
+  w.Key("outcomes");
+  w.StartObject();
+  w.Key("ok");
+  w.Uint64(m.ok);
+  w.Key("invalid");
+  w.Uint64(m.invalid);
+  w.Key("duplicate");
+  w.Uint64(m.duplicate);
+  w.Key("error");
+  w.Uint64(m.error);
+  w.EndObject();
+  w.Key("per_partition");
+  w.Double(m.per_partition);
+  w.Key("latency_load");
+  w.Double(m.latency_load);
+  w.Key("latency_messages");
+  w.Uint64(m.latency_messages);
+  optional("latency_mean_seconds", m.latency_mean);
+  optional("latency_p50_seconds", m.latency_p50);
+  optional("latency_p99_seconds", m.latency_p99);
+  strings("notes", m.notes);
+  strings("warnings", m.warnings);
+  w.EndObject();
+}
+
 }  // namespace
 
 std::variant<Plan, std::string> compute(const Inputs& in) {
@@ -76,8 +187,8 @@ std::variant<Plan, std::string> compute(const Inputs& in) {
   if (!(in.message_bytes > 0)) return std::string("--message-size: a positive size");
   if (!(in.per_partition > 0)) {
     return std::string(
-        "--per-partition: a positive number of messages/s (measure it: see "
-        "docs/BENCHMARKS.md)");
+        "--per-partition: a positive number of messages/s (or measure it with --measure "
+        "PIPELINE)");
   }
   if (in.brokers < 1) return std::string("--brokers: at least 1");
   if (in.replication_factor < 1 || in.replication_factor > in.brokers) {
@@ -134,8 +245,9 @@ std::variant<Plan, std::string> compute(const Inputs& in) {
   return plan;
 }
 
-std::string text(const Inputs& in, const Plan& plan) {
+std::string text(const Inputs& in, const Plan& plan, const Measurement* m) {
   std::string out;
+  if (m != nullptr) out += measurementText(*m) + "\n";
   out += "target:      " + number(in.throughput) + " msg/s × " + bytes(in.message_bytes) + " = " +
          bytes(plan.ingress_bytes_per_second) + "/s, headroom ×" + number(in.headroom) + "\n";
   out += "partitions:  " + std::to_string(plan.partitions);
@@ -166,10 +278,14 @@ std::string text(const Inputs& in, const Plan& plan) {
   return out;
 }
 
-std::string json(const Inputs& in, const Plan& plan) {
+std::string json(const Inputs& in, const Plan& plan, const Measurement* m) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
   w.StartObject();
+  if (m != nullptr) {
+    w.Key("measurement");
+    measurementJson(*m, w);
+  }
   w.Key("inputs");
   w.StartObject();
   w.Key("throughput");
@@ -220,29 +336,32 @@ std::string json(const Inputs& in, const Plan& plan) {
   return std::string(buffer.GetString(), buffer.GetSize()) + "\n";
 }
 
-int planCommand(const std::vector<std::string_view>& args, std::ostream& out, std::ostream& err) {
-  Inputs in;
-  bool as_json = false;
-  bool have_throughput = false, have_size = false, have_per_partition = false;
+std::variant<Args, ArgsError> parseArgs(const std::vector<std::string_view>& args) {
+  Args parsed;
+  Inputs& in = parsed.inputs;
+  MeasureOptions measure;
+  bool have_throughput = false, have_per_partition = false;
+  std::vector<std::string_view> measure_flags;  // given: they need --measure
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string_view flag = args[i];
     if (flag == "--json") {
-      as_json = true;
+      parsed.json = true;
       continue;
     }
     if (flag == "--unkeyed") {
       in.keyed = false;
       continue;
     }
-    if (i + 1 >= args.size()) {
-      err << "kpipe plan: " << flag << (flag.starts_with("--") ? " needs a value" : ": unknown")
-          << "\n";
-      return 2;
+    if (flag == "--use-store" || flag == "--allow-http") {
+      (flag == "--use-store" ? measure.use_store : measure.allow_http) = true;
+      measure_flags.push_back(flag);
+      continue;
     }
+    if (!flag.starts_with("--")) return ArgsError{"unexpected argument " + std::string(flag), true};
+    if (i + 1 >= args.size()) return ArgsError{std::string(flag) + " needs a value"};
     const std::string_view value = args[++i];
     auto bad = [&](const char* what) {
-      err << "kpipe plan: " << flag << " " << value << ": expected " << what << "\n";
-      return 2;
+      return ArgsError{std::string(flag) + " " + std::string(value) + ": expected " + what};
     };
     auto count = parseCount(value);
     auto whole = [&](int& target) {
@@ -262,11 +381,12 @@ int planCommand(const std::vector<std::string_view>& args, std::ostream& out, st
       auto size = config::parseSize(value);
       if (!size) return bad("a size (512, 1KiB, 2MiB)");
       in.message_bytes = static_cast<double>(*size);
-      have_size = true;
+      parsed.message_size_given = true;
     } else if (flag == "--latency") {
       auto d = config::parseDuration(value);
       if (!d) return bad("a duration (20ms, 1s)");
       in.latency_seconds = std::chrono::duration<double>(*d).count();
+      parsed.latency_given = true;
     } else if (flag == "--retention") {
       auto d = config::parseDuration(value);
       if (!d) return bad("a duration (7d, 24h)");
@@ -282,25 +402,101 @@ int planCommand(const std::vector<std::string_view>& args, std::ostream& out, st
       int partitions = 0;
       if (!whole(partitions)) return bad("a whole number ≥ 1");
       in.current_partitions = partitions;
+    } else if (flag == "--measure") {
+      if (value.empty() || value.starts_with("-")) return bad("a pipeline name");
+      measure.pipeline = std::string(value);
+    } else if (flag == "--config") {
+      measure.config = std::string(value);
+      measure_flags.push_back(flag);
+    } else if (flag == "--sample") {
+      measure.sample = std::string(value);
+      measure_flags.push_back(flag);
+    } else if (flag == "--seconds") {
+      // A number of seconds, or a duration as --latency takes it (500ms, 5s, 1m).
+      std::optional<double> seconds = count;
+      if (auto d = config::parseDuration(value))
+        seconds = std::chrono::duration<double>(*d).count();
+      if (!seconds || *seconds < 0.5 || *seconds > 600) {
+        return bad("seconds or a duration (5, 5s, 500ms), 0.5 s to 10 min");
+      }
+      measure.seconds = *seconds;
+      measure_flags.push_back(flag);
+    } else if (flag == "--keys") {
+      if (value == "sample") {
+        measure.keys = 0;
+      } else if (!count || *count < 1 || *count != std::floor(*count) || *count > 1e9) {
+        return bad("a number of distinct keys (10000, 1M), or \"sample\"");
+      } else {
+        measure.keys = static_cast<uint64_t>(*count);
+      }
+      measure_flags.push_back(flag);
     } else {
-      err << "kpipe plan: unknown argument " << flag << "\n";
-      return 2;
+      return ArgsError{"unknown argument " + std::string(flag), true};
     }
   }
-  if (!have_throughput || !have_size || !have_per_partition) {
-    err << "usage: kpipe plan --throughput MSG/S --message-size SIZE --per-partition MSG/S\n"
-           "                  [--latency DURATION] [--brokers N] [--replication-factor N]\n"
-           "                  [--retention DURATION] [--headroom X] [--current-partitions N]\n"
-           "                  [--unkeyed] [--json]\n";
+  if (!measure.pipeline.empty()) {
+    if (have_per_partition) {
+      return ArgsError{"--per-partition and --measure: give one (--measure measures it)"};
+    }
+    parsed.measure = std::move(measure);
+  } else if (!measure_flags.empty()) {
+    return ArgsError{std::string(measure_flags.front()) + " goes with --measure PIPELINE", true};
+  }
+  if (!have_throughput ||
+      (!parsed.measure && (!parsed.message_size_given || !have_per_partition))) {
+    return ArgsError{"", true};
+  }
+  return parsed;
+}
+
+int planCommand(const std::vector<std::string_view>& args, std::ostream& out, std::ostream& err) {
+  auto parsed = parseArgs(args);
+  if (auto* error = std::get_if<ArgsError>(&parsed)) {
+    if (!error->message.empty()) err << "kpipe plan: " << error->message << "\n";
+    if (error->usage) err << kUsage;
     return 2;
+  }
+  Args& a = std::get<Args>(parsed);
+  Inputs& in = a.inputs;
+  std::optional<Measurement> measured;
+  if (a.measure) {
+    // The measurement sizes nothing by itself: refuse what compute() would refuse before
+    // spending seconds on it (the measured figures are positive).
+    Inputs check = in;
+    check.per_partition = 1;
+    if (!a.message_size_given) check.message_bytes = 1;
+    if (auto computed = compute(check); auto* error = std::get_if<std::string>(&computed)) {
+      err << "kpipe plan: " << *error << "\n";
+      return 2;
+    }
+    auto result = measure(*a.measure, in.headroom, err);
+    if (auto* error = std::get_if<std::string>(&result)) {
+      err << "kpipe plan --measure: " << *error << "\n";
+      return *error == kInterrupted ? 130 : 1;
+    }
+    measured = std::move(std::get<Measurement>(result));
+    // Whole messages: the measured rate is no more precise than that.
+    in.per_partition = std::max(1.0, std::floor(measured->per_partition));
+    if (a.latency_given) {
+      measured->notes.push_back("Little's law uses --latency " + duration(*in.latency_seconds) +
+                                ", not the measured W");
+    }
+    if (!a.message_size_given) {
+      measured->notes.push_back(
+          "message size: the samples' average (key + value + headers); --message-size gives "
+          "another");
+    }
+    if (!a.latency_given && measured->latency_mean) in.latency_seconds = *measured->latency_mean;
+    if (!a.message_size_given) in.message_bytes = measured->sample_bytes;
   }
   auto computed = compute(in);
   if (auto* error = std::get_if<std::string>(&computed)) {
     err << "kpipe plan: " << *error << "\n";
-    return 2;
+    return measured ? 1 : 2;
   }
   const Plan& plan = std::get<Plan>(computed);
-  out << (as_json ? json(in, plan) : text(in, plan));
+  const Measurement* m = measured ? &*measured : nullptr;
+  out << (a.json ? json(in, plan, m) : text(in, plan, m));
   return 0;
 }
 
