@@ -19,6 +19,11 @@ using rapidjson::Value;
 constexpr size_t kMaxDocuments = 1000;
 constexpr int kMaxDepth = 256;
 
+// RapidJSON 1.1.0's member iterators compare only with const ones (operator==(ConstIterator)),
+// which makes `it != object.MemberEnd()` on a non-const object ambiguous under C++20's reversed
+// comparisons (clang -Wambiguous-reversed-operator): the end is taken from the const object.
+Value::ConstMemberIterator memberEnd(const Value& object) { return object.MemberEnd(); }
+
 struct UriParts {
   std::string_view scheme, authority, path, query, fragment;
   bool has_scheme = false, has_authority = false, has_query = false, has_fragment = false;
@@ -174,10 +179,10 @@ class Resolver {
     }
     std::string scope = base;
     const auto ref = node.FindMember("$ref");
-    if (ref != node.MemberEnd() && ref->value.IsString()) {
+    if (ref != memberEnd(node) && ref->value.IsString()) {
       refs_.push_back({&ref->value, base, allocator});  // draft-07: its sibling $id is ignored
     } else if (const auto id = node.FindMember("$id");
-               identifiable && id != node.MemberEnd() && id->value.IsString()) {
+               identifiable && id != memberEnd(node) && id->value.IsString()) {
       const std::string resolved =
           resolveUri(base, {id->value.GetString(), id->value.GetStringLength()});
       const size_t hash = resolved.find('#');
@@ -189,7 +194,7 @@ class Resolver {
         ids_.emplace(scope, pointer);
       }
     }
-    for (auto it = node.MemberBegin(); it != node.MemberEnd(); ++it) {
+    for (auto it = node.MemberBegin(); it != memberEnd(node); ++it) {
       const std::string_view key(it->name.GetString(), it->name.GetStringLength());
       if (key == "enum" || key == "const" || key == "default" || key == "examples") {
         continue;  // data: an "$id" in there is not an identifier
@@ -199,7 +204,7 @@ class Resolver {
       if (key == "properties" || key == "patternProperties" || key == "definitions" ||
           key == "dependencies") {
         if (it->value.IsObject()) {
-          for (auto entry = it->value.MemberBegin(); entry != it->value.MemberEnd(); ++entry) {
+          for (auto entry = it->value.MemberBegin(); entry != memberEnd(it->value); ++entry) {
             const size_t inner = pointer.size();
             appendPointerToken(pointer, {entry->name.GetString(), entry->name.GetStringLength()});
             index(entry->value, scope, pointer, allocator, depth + 1, identifiable);
