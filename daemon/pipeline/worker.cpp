@@ -757,7 +757,11 @@ bool Worker::produce(InFlight* f) {
   rd_kafka_headers_t* original = nullptr;
   rd_kafka_message_headers(in, &original);
   rd_kafka_headers_t* headers = nullptr;
-  if (original != nullptr) headers = rd_kafka_headers_copy(original);
+  // A v2 record without headers still parses to an empty list: copying that would cost an
+  // allocation per record for nothing.
+  if (original != nullptr && rd_kafka_header_cnt(original) > 0) {
+    headers = rd_kafka_headers_copy(original);
+  }
   if (d.route != Route::Output) {
     if (headers == nullptr) headers = rd_kafka_headers_new(8);
     auto add = [&](std::string_view name, std::string_view value) {
