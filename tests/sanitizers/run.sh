@@ -10,7 +10,10 @@
 #   tests/sanitizers/run.sh tsan BUILD_DIR [ctest arguments...]
 #       ThreadSanitizer: builds only the unit tests that run more than one thread (target
 #       tsan_test_binaries, see tests/CMakeLists.txt) and runs them: `ctest -L unit` there finds
-#       only what was built.
+#       only what was built. With KPIPE_TSAN_INTEGRATION (names, e.g. "e2e reload rebalance"),
+#       also builds kpipe under TSan and runs those integration tests against it: the whole
+#       daemon's threads (the io thread with the schedulers, librdkafka's, the reload validation
+#       thread, the batching store's). Not in CI by default: the extra build takes ~4 minutes.
 #   tests/sanitizers/run.sh configure asan|tsan BUILD_DIR
 #       Only configures BUILD_DIR (deploy/test.sh's fuzz step, before it builds fuzz_targets).
 #
@@ -45,6 +48,7 @@ case $mode in
     # libraries; it costs the tests little and lets both steps share every object).
     # -O1: the sanitizers' advice, and compiled faster than -O2 (this build is most of the
     # step's time on CI's 2 cores); the fuzz targets run a little slower per input.
+    # shellcheck disable=SC2054  # the comma is part of the value, not a separator
     cmake_args=(-DKPIPE_FUZZ=ON -DKPIPE_SANITIZE=address,undefined
                 "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only -DNDEBUG")
     ;;
@@ -69,7 +73,35 @@ verdict() {
 }
 elapsed() { echo "$((SECONDS - $1)) s"; }
 
+# integration TESTS OPTION_VARIABLE...: runs integration.<name>_test for each name in TESTS (in
+# $build, against its kpipe), one at a time (RUN_SERIAL, as in the main run). Every report of
+# every process (kpipe run, kpipe broker, kpipe test, ...) goes to a file here (log_path added to
+# each OPTION_VARIABLE): any file fails the step, even where a test does not look at that
+# process's exit status.
+integration() {
+  local tests=$1 variable started reports report
+  shift
+  [[ -n $tests ]] || return 0
+  started=$SECONDS
+  reports=$(mktemp -d "${TMPDIR:-/tmp}/kpipe-$mode-reports.XXXXXX")
+  local environment=()
+  for variable in "$@"; do
+    environment+=("$variable=${!variable}:log_path=$reports/report")
+  done
+  env "${environment[@]}" "${wrap[@]}" ctest -R "^integration\\.($(echo "$tests" | tr -s ' ' '|'))_test\$" \
+    --no-tests=error --output-on-failure --timeout 900 || status=1
+  for report in "$reports"/*; do
+    [[ -e $report ]] || continue
+    echo "sanitizers: a sanitizer report of an integration test's process ($report):" >&2
+    cat "$report" >&2
+    status=1
+  done
+  rm -rf "$reports"
+  echo "sanitizers: $mode integration tests $(elapsed "$started")" >&2
+}
+
 status=0
+wrap=()  # tsan: setarch -R where TSan needs it
 case $mode in
   asan)
     # detect_stack_use_after_return: clang builds the fake stacks in; this turns them on.
@@ -88,26 +120,8 @@ case $mode in
     echo "sanitizers: asan unit and property tests $(elapsed "$started")" >&2
     # The data path end to end under the sanitized kpipe: decode, validate, dedup, the Kafka
     # producer and the HTTP sink, error routing and retries (see README, Layout and tests).
-    integration=${KPIPE_ASAN_INTEGRATION-e2e bad_input blocking_errors http_sink kpipe_test}
-    if [[ -n $integration ]]; then
-      started=$SECONDS
-      regex="^integration\\.($(echo "$integration" | tr -s ' ' '|'))_test\$"
-      # One at a time (RUN_SERIAL, as in the main run). Every report of every process (kpipe
-      # run, kpipe broker, kpipe test, ...) goes to a file here: one fails the step even where
-      # a test does not look at that process's exit status.
-      reports=$(mktemp -d "${TMPDIR:-/tmp}/kpipe-asan-reports.XXXXXX")
-      ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$reports/asan" \
-        UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$reports/ubsan" \
-        ctest -R "$regex" --no-tests=error --output-on-failure --timeout 900 || status=1
-      for report in "$reports"/*; do
-        [[ -e $report ]] || continue
-        echo "sanitizers: a sanitizer report of an integration test's process ($report):" >&2
-        cat "$report" >&2
-        status=1
-      done
-      rm -rf "$reports"
-      echo "sanitizers: asan integration tests $(elapsed "$started")" >&2
-    fi
+    integration "${KPIPE_ASAN_INTEGRATION-e2e bad_input blocking_errors http_sink kpipe_test}" \
+      ASAN_OPTIONS UBSAN_OPTIONS
     ;;
   tsan)
     export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:suppressions=$here/tsan.supp${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
@@ -120,7 +134,6 @@ case $mode in
     trap 'rm -rf "$probe"' EXIT
     echo 'int main(void) { return 0; }' >"$probe/probe.c"
     clang -fsanitize=thread "$probe/probe.c" -o "$probe/probe"
-    wrap=()
     if ! "$probe/probe" >/dev/null 2>&1; then
       if setarch "$(uname -m)" -R "$probe/probe"; then
         echo "sanitizers: TSan needs ASLR off here (setarch -R)" >&2
@@ -132,7 +145,9 @@ case $mode in
       fi
     fi
     started=$SECONDS
-    if ! "${wrap[@]}" cmake --build "$build" --target tsan_test_binaries -j "$jobs"; then
+    targets=(tsan_test_binaries)
+    [[ -z ${KPIPE_TSAN_INTEGRATION:-} ]] || targets+=(kpipe)
+    if ! "${wrap[@]}" cmake --build "$build" --target "${targets[@]}" -j "$jobs"; then
       echo "sanitizers: the tsan build failed" >&2
       verdict 1
     fi
@@ -142,6 +157,7 @@ case $mode in
     "${wrap[@]}" ctest -L unit --no-tests=error --output-on-failure --timeout 600 -j "$jobs" "$@" ||
       status=1
     echo "sanitizers: tsan tests $(elapsed "$started")" >&2
+    integration "${KPIPE_TSAN_INTEGRATION:-}" TSAN_OPTIONS UBSAN_OPTIONS
     ;;
 esac
 verdict "$status"
