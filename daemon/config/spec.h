@@ -177,8 +177,12 @@ struct PipelineSpec {
   // partitions at 6k-13k msg/s (docs/BENCHMARKS.md).
   uint32_t concurrency = 512;
   // Messages of one partition held in memory (in flight + waiting for their key or a slot).
-  // At this bound the partition pauses; it resumes once half of them are done.
-  uint32_t max_pending = 4096;
+  // At this bound the partition pauses; it resumes once half of them are done. Twice the
+  // concurrency: room for the messages that wait behind a busy key, and few enough to still be
+  // in cache when they start. In ../shared/bench (docs/BENCHMARKS.md), 4096 cost 14% more CPU
+  // and 11% less throughput over 12 partitions than 1024, the same on one partition; 512 was
+  // cheaper still over 12 but 26% slower on one, where keys wait behind each other.
+  uint32_t max_pending = 1024;
   // On a revoke, how long in-flight work may take to finish (and be committed by this member)
   // before the partitions are released anyway.
   Duration revoke_timeout = std::chrono::seconds(10);

@@ -7,6 +7,8 @@
 #
 # Environment (set by run.sh): BOOTSTRAP GROUP_ID SCHEMA IN_TOPIC OUT_TOPIC ERR_TOPIC AUDIT_TOPIC.
 # KPIPE_BINARY overrides the binary (default: build/daemon/kpipe of this checkout).
+# KPIPE_PEER_PIPELINE: more lines for the pipeline's YAML, e.g. "max_pending: 512" (the sweep in
+# docs/BENCHMARKS.md: --peer p512="KPIPE_PEER_PIPELINE='max_pending: 512' .../kpipe_peer.sh").
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 KPIPE=${KPIPE_BINARY:-$ROOT/build/daemon/kpipe}
@@ -29,6 +31,7 @@ schema: "$SCHEMA"
 dedup: {id: /msg_id, store: ids, on_duplicate: audit}
 output: {topic: "$OUT_TOPIC"}
 errors: {topic: "$ERR_TOPIC", audit_topic: "$AUDIT_TOPIC"}
+${KPIPE_PEER_PIPELINE:-}
 YAML
 # exec: the harness's SIGTERM goes straight to kpipe, which drains, commits and exits.
 exec "$KPIPE" run "$dir/kpipe.yaml"

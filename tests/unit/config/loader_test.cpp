@@ -224,7 +224,7 @@ TEST_F(LoaderTest, AppliesDefaults) {
   EXPECT_EQ(p.max_message_bytes, 1000000u);
   EXPECT_EQ(p.ordering, Ordering::Key);
   EXPECT_EQ(p.concurrency, 512u);
-  EXPECT_EQ(p.max_pending, 4096u);
+  EXPECT_EQ(p.max_pending, 1024u);
   EXPECT_EQ(p.revoke_timeout, 10s);
   EXPECT_EQ(p.output.partitioner, "murmur2_random");
   EXPECT_EQ(p.schema_evolution, PipelineSpec::SchemaEvolution::GrowthOnly);
