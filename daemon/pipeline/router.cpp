@@ -19,6 +19,7 @@ constexpr size_t kMaxQuotedValue = 60;
 // RFC 6901 pointers parse with rapidjson::Pointer; the loader already checked their syntax.
 constexpr unsigned kParseFlags =
     rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+using detail::kMaxNestingDepth;
 
 const char* typeName(const rapidjson::Value& v) {
   switch (v.GetType()) {
@@ -46,10 +47,6 @@ std::string quote(std::string_view text) {
   out += '"';
   return out;
 }
-
-// Events are shallow; a document nested deeper than this is refused before it is parsed, so
-// that no later stage (valijson's enum/const/items checks recurse) walks a 100,000-deep value.
-constexpr int kMaxNestingDepth = 128;
 
 }  // namespace
 
@@ -191,14 +188,23 @@ std::variant<std::unique_ptr<Router>, std::string> Router::build(const config::P
   return router;
 }
 
-Router::Router(const config::PipelineSpec& spec)
-    : spec_(spec),
-      key_{spec.key_pointer, rapidjson::Pointer(spec.key_pointer.c_str())},
-      parse_buffer_(kParseBufferBytes),
+detail::PooledParser::PooledParser()
+    : buffer_(kParseBufferBytes),
       stack_buffer_(kStackBufferBytes),
-      allocator_(parse_buffer_.data(), parse_buffer_.size()),
+      allocator_(buffer_.data(), buffer_.size()),
       stack_allocator_(stack_buffer_.data(), stack_buffer_.size()),
-      document_(&allocator_, 1024, &stack_allocator_) {
+      document_(&allocator_, 1024, &stack_allocator_) {}
+
+const detail::PooledParser::Document& detail::PooledParser::parse(const char* text, size_t size) {
+  // The previous document is dead: recycle its memory wholesale.
+  allocator_.Clear();
+  stack_allocator_.Clear();
+  document_.Parse<kParseFlags>(text, size);
+  return document_;
+}
+
+Router::Router(const config::PipelineSpec& spec)
+    : spec_(spec), key_{spec.key_pointer, rapidjson::Pointer(spec.key_pointer.c_str())} {
   if (!spec.output.key_pointer.empty() && spec.output.key_pointer != spec.key_pointer) {
     output_key_.emplace(
         Pointer{spec.output.key_pointer, rapidjson::Pointer(spec.output.key_pointer.c_str())});
@@ -221,7 +227,7 @@ void Router::fail(Decision& d, std::string_view stage, std::string reason) {
 
 std::optional<std::string> Router::readScalar(const Pointer& p, std::string_view what,
                                               std::string& out, bool allow_number) const {
-  const rapidjson::Value* v = p.pointer.Get(document_);
+  const rapidjson::Value* v = p.pointer.Get(parser_.document());
   std::string where = "at " + (p.text.empty() ? std::string("the root") : p.text);
   if (v == nullptr) return where + ": missing " + std::string(what);
   if (v->IsString()) {
@@ -269,22 +275,18 @@ void Router::route(const char* value, size_t size, Decision& d) {
   }
 
   try {
-    // The previous message's document is dead: recycle its memory wholesale.
-    allocator_.Clear();
-    stack_allocator_.Clear();
-    document_.Parse<kParseFlags>(value, size);
-    if (document_.HasParseError()) {
+    const detail::PooledParser::Document& document = parser_.parse(value, size);
+    if (document.HasParseError()) {
       return fail(d, stage::kDecode,
                   std::string("not valid JSON at byte ") +
-                      std::to_string(document_.GetErrorOffset()) + ": " +
-                      rapidjson::GetParseError_En(document_.GetParseError()));
+                      std::to_string(document.GetErrorOffset()) + ": " +
+                      rapidjson::GetParseError_En(document.GetParseError()));
     }
-    if (!document_.IsObject()) {
-      return fail(
-          d, stage::kDecode,
-          std::string("top-level value is ") + typeName(document_) + ", expected an object");
+    if (!document.IsObject()) {
+      return fail(d, stage::kDecode,
+                  std::string("top-level value is ") + typeName(document) + ", expected an object");
     }
-    if (auto pointer = detail::duplicateMember(document_)) {
+    if (auto pointer = detail::duplicateMember(document)) {
       return fail(d, stage::kDecode,
                   "member " + *pointer +
                       " is written twice in one object (readers disagree on "
@@ -324,7 +326,7 @@ void Router::route(const char* value, size_t size, Decision& d) {
     }
     if (schema != nullptr) {
       failures_.clear();
-      if (!validator_.validate(*schema, document_, &failures_)) {
+      if (!validator_.validate(*schema, document, &failures_)) {
         return fail(d, stage::kSchema, schema::explain(failures_));
       }
     }

@@ -55,10 +55,37 @@ inline constexpr std::string_view kExhausted = "exhausted";
 
 // The decode stage's checks around the parse, exposed for tests/bench/decode_bench.cpp.
 namespace detail {
+// Events are shallow; a document nested deeper than this is refused before it is parsed, so
+// that no later stage (valijson's enum/const/items checks recurse) walks a 100,000-deep value.
+inline constexpr int kMaxNestingDepth = 128;
 // True when arrays/objects in `text` nest deeper than `limit` (strings skipped, not validated).
 bool nestsDeeperThan(const char* text, size_t size, int limit);
 // The JSON pointer of the first member name written twice in one object, or nullopt.
 std::optional<std::string> duplicateMember(const rapidjson::Value& value);
+
+// The decode stage's parser: one document reused for every message, its values and its parse
+// stack in pooled memory recycled wholesale per parse, so that parsing a typical event calls no
+// malloc (the default stack allocator would, once per message, as RapidJSON frees the stack
+// after every parse). Iterative (no recursion on deep input) and strict UTF-8. The router's;
+// the benchmarks measure the parse with it.
+class PooledParser {
+ public:
+  using Document = rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                                              rapidjson::MemoryPoolAllocator<>>;
+  PooledParser();
+  PooledParser(const PooledParser&) = delete;
+  PooledParser& operator=(const PooledParser&) = delete;
+  // Parses `text`; the previous document is dead. Check HasParseError() on the result.
+  const Document& parse(const char* text, size_t size);
+  const Document& document() const { return document_; }
+
+ private:
+  std::vector<char> buffer_;
+  std::vector<char> stack_buffer_;
+  rapidjson::MemoryPoolAllocator<> allocator_;
+  rapidjson::MemoryPoolAllocator<> stack_allocator_;
+  Document document_;
+};
 }  // namespace detail
 
 struct Decision {
@@ -110,16 +137,7 @@ class Router {
   schema::SchemaPtr single_schema_;
   std::vector<std::pair<std::string, schema::SchemaPtr>> type_schemas_;
 
-  // Reused per message: a pooled allocator keeps parsing free of malloc for typical events.
-  std::vector<char> parse_buffer_;
-  std::vector<char> stack_buffer_;
-  rapidjson::MemoryPoolAllocator<> allocator_;
-  rapidjson::MemoryPoolAllocator<> stack_allocator_;
-  // The parse stack also comes from a pool: the default (malloc) would cost one allocation per
-  // message, as RapidJSON frees the stack after every parse.
-  rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
-                             rapidjson::MemoryPoolAllocator<>>
-      document_;
+  detail::PooledParser parser_;  // reused per message
   schema::Validator validator_;
   std::vector<schema::Failure> failures_;
 };
