@@ -80,19 +80,5 @@ BENCHMARK(BM_InOrder)->Arg(1)->Arg(64)->Arg(2048);
 BENCHMARK(BM_Random)->Arg(64)->Arg(2048);
 BENCHMARK(BM_HeadLast)->Arg(64)->Arg(2048);
 
-// How this file was compiled, in the benchmark's context lines (libbenchmark's own "built as
-// DEBUG" warning is about Debian's build of the library, not about this code).
-const bool kBuildContext = [] {
-#if defined(__OPTIMIZE__) && defined(NDEBUG)
-  benchmark::AddCustomContext("kpipe_build", "optimized, NDEBUG (CMake RelWithDebInfo or Release)");
-#else
-  benchmark::AddCustomContext("kpipe_build",
-                              "NOT optimized or with asserts (Debug): not representative");
-#endif
-  return true;
-}();
-
 }  // namespace
 }  // namespace kpipe::pipeline
-
-BENCHMARK_MAIN();

@@ -10,16 +10,13 @@
 //   - RouteDecodeError: Router::route of truncated JSON (the error route, reason included)
 // Bytes/s are of message values; items/s are messages.
 //   cmake --build build --target decode_bench && build/tests/bench/decode_bench
-#include "daemon/config/loader.h"
 #include "daemon/pipeline/router.h"
-#include "daemon/schema/rapidjson.h"
 
+#include "tests/bench/bench_support.h"
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <random>
 #include <string>
 #include <string_view>
@@ -28,42 +25,11 @@
 namespace kpipe {
 namespace {
 
-namespace fs = std::filesystem;
+using bench::die;
+using bench::parseOrDie;
+using bench::reportCounters;
 
-fs::path sourceDir() {
-  const char* dir = std::getenv("KPIPE_SOURCE_DIR");
-  return dir != nullptr ? fs::path(dir)
-                        : fs::path(__FILE__).parent_path().parent_path().parent_path();
-}
-
-[[noreturn]] void die(const std::string& why) {
-  std::fprintf(stderr, "decode_bench: %s\n", why.c_str());
-  std::exit(1);
-}
-
-const config::PipelineSpec& userEvents() {
-  static const config::PipelineSpec spec = [] {
-    const fs::path file = sourceDir() / "config" / "kpipe.yaml";
-    config::LoadResult loaded =
-        config::loadConfig(file, [](std::string_view) { return std::nullopt; });
-    if (!loaded.ok()) die(file.string() + ": " + loaded.errors.front().str());
-    for (const config::PipelineSpec& p : loaded.config->pipelines) {
-      if (p.name == "user-events") return p;
-    }
-    die("no pipeline user-events in config/");
-  }();
-  return spec;
-}
-
-std::string uuid(std::mt19937_64& rng) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 32; ++i) {
-    if (i == 8 || i == 12 || i == 16 || i == 20) out += '-';
-    out += kHex[rng() & 15];
-  }
-  return out;
-}
+const config::PipelineSpec& userEvents() { return bench::demoPipeline("user-events"); }
 
 enum class Size { Small, Medium, Large };
 
@@ -76,7 +42,7 @@ std::vector<std::string> events(Size size, size_t n) {
     char user[16];
     std::snprintf(user, sizeof user, "user-%05u", static_cast<unsigned>(rng() % 500));
     std::string event =
-        "{\"msg_id\":\"" + uuid(rng) + "\",\"user_id\":\"" + user + "\",\"type\":\"" +
+        "{\"msg_id\":\"" + bench::uuid(rng) + "\",\"user_id\":\"" + user + "\",\"type\":\"" +
         kTypes[rng() % 3] +
         "\",\"ts\":" + std::to_string(1'700'000'000'000 + rng() % 1'000'000'000) +
         ",\"data\":{\"email\":\"" + user +
@@ -99,52 +65,12 @@ std::vector<std::string> events(Size size, size_t n) {
 
 constexpr size_t kMessages = 256;
 
-void reportCounters(benchmark::State& state, const std::vector<std::string>& messages) {
-  size_t bytes = 0;
-  for (const auto& m : messages) bytes += m.size();
-  const auto rounds = static_cast<int64_t>(state.iterations());
-  state.SetItemsProcessed(rounds * static_cast<int64_t>(messages.size()));
-  state.SetBytesProcessed(rounds * static_cast<int64_t>(bytes));
-  state.counters["avg_msg_bytes"] =
-      static_cast<double>(bytes) / static_cast<double>(messages.size());
-}
-
-// The router's parse: pooled allocators recycled per message, iterative, strict UTF-8
-// (router.cpp: kParseBufferBytes, kStackBufferBytes, kParseFlags).
-class Parser {
- public:
-  Parser()
-      : buffer_(size_t{64} << 10),
-        stack_buffer_(size_t{16} << 10),
-        allocator_(buffer_.data(), buffer_.size()),
-        stack_allocator_(stack_buffer_.data(), stack_buffer_.size()),
-        document_(&allocator_, 1024, &stack_allocator_) {}
-
-  const rapidjson::Value& parse(std::string_view text) {
-    allocator_.Clear();
-    stack_allocator_.Clear();
-    document_.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(
-        text.data(), text.size());
-    if (document_.HasParseError()) die("not JSON: " + std::string(text));
-    return document_;
-  }
-
- private:
-  std::vector<char> buffer_;
-  std::vector<char> stack_buffer_;
-  rapidjson::MemoryPoolAllocator<> allocator_;
-  rapidjson::MemoryPoolAllocator<> stack_allocator_;
-  rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
-                             rapidjson::MemoryPoolAllocator<>>
-      document_;
-};
-
 void BM_Parse(benchmark::State& state, Size size) {
   const std::vector<std::string> messages = events(size, kMessages);
-  Parser parser;
+  pipeline::detail::PooledParser parser;
   for (auto _ : state) {
     for (const std::string& message : messages) {
-      benchmark::DoNotOptimize(parser.parse(message).MemberCount());
+      benchmark::DoNotOptimize(parseOrDie(parser, message).MemberCount());
     }
   }
   reportCounters(state, messages);
@@ -152,15 +78,16 @@ void BM_Parse(benchmark::State& state, Size size) {
 
 void BM_Decode(benchmark::State& state, Size size) {
   const std::vector<std::string> messages = events(size, kMessages);
-  Parser parser;
+  pipeline::detail::PooledParser parser;
   for (auto _ : state) {
     for (const std::string& message : messages) {
       if (std::memchr(message.data(), '\0', message.size()) != nullptr ||
-          pipeline::detail::nestsDeeperThan(message.data(), message.size(), 128)) {
+          pipeline::detail::nestsDeeperThan(message.data(), message.size(),
+                                            pipeline::detail::kMaxNestingDepth)) {
         state.SkipWithError("refused before the parse");
         return;
       }
-      const rapidjson::Value& document = parser.parse(message);
+      const rapidjson::Value& document = parseOrDie(parser, message);
       if (!document.IsObject() || pipeline::detail::duplicateMember(document)) {
         state.SkipWithError("refused after the parse");
         return;
@@ -218,19 +145,5 @@ BENCHMARK_CAPTURE(BM_Route, medium, Size::Medium);
 BENCHMARK_CAPTURE(BM_Route, large, Size::Large);
 BENCHMARK(BM_RouteDecodeError);
 
-// How this file was compiled, in the benchmark's context lines (libbenchmark's own "built as
-// DEBUG" warning is about Debian's build of the library, not about this code).
-const bool kBuildContext = [] {
-#if defined(__OPTIMIZE__) && defined(NDEBUG)
-  benchmark::AddCustomContext("kpipe_build", "optimized, NDEBUG (CMake RelWithDebInfo or Release)");
-#else
-  benchmark::AddCustomContext("kpipe_build",
-                              "NOT optimized or with asserts (Debug): not representative");
-#endif
-  return true;
-}();
-
 }  // namespace
 }  // namespace kpipe
-
-BENCHMARK_MAIN();

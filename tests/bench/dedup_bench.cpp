@@ -201,5 +201,3 @@ BENCHMARK(BM_LmdbReserveConfirm)
 
 }  // namespace
 }  // namespace kpipe::dedup
-
-BENCHMARK_MAIN();

@@ -95,5 +95,3 @@ BENCHMARK(reserveAndConfirm)
 
 }  // namespace
 }  // namespace kpipe::dedup
-
-BENCHMARK_MAIN();

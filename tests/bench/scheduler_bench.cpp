@@ -124,19 +124,5 @@ BENCHMARK_CAPTURE(BM_Scheduler, partition, Ordering::Partition, Keys::TenThousan
 BENCHMARK_CAPTURE(BM_Scheduler, none, Ordering::None, Keys::TenThousand, false);
 BENCHMARK_CAPTURE(BM_Scheduler, none_random_finish, Ordering::None, Keys::TenThousand, true);
 
-// How this file was compiled, in the benchmark's context lines (libbenchmark's own "built as
-// DEBUG" warning is about Debian's build of the library, not about this code).
-const bool kBuildContext = [] {
-#if defined(__OPTIMIZE__) && defined(NDEBUG)
-  benchmark::AddCustomContext("kpipe_build", "optimized, NDEBUG (CMake RelWithDebInfo or Release)");
-#else
-  benchmark::AddCustomContext("kpipe_build",
-                              "NOT optimized or with asserts (Debug): not representative");
-#endif
-  return true;
-}();
-
 }  // namespace
 }  // namespace kpipe::pipeline
-
-BENCHMARK_MAIN();

@@ -8,15 +8,14 @@
 //   - Route: pipeline::Router::route, the whole message path (decode, key, id, type, schema)
 // Bytes/s are of message values; items/s are messages.
 //   cmake --build build --target validate_bench && build/tests/bench/validate_bench
-#include "daemon/config/loader.h"
 #include "daemon/pipeline/router.h"
 #include "daemon/schema/rapidjson.h"
 #include "daemon/schema/validator.h"
 
+#include "tests/bench/bench_support.h"
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -28,38 +27,10 @@ namespace kpipe {
 namespace {
 
 namespace fs = std::filesystem;
-
-// $KPIPE_SOURCE_DIR, else the tree this file was compiled from (tests/bench/ is two levels down).
-fs::path sourceDir() {
-  const char* dir = std::getenv("KPIPE_SOURCE_DIR");
-  return dir != nullptr ? fs::path(dir)
-                        : fs::path(__FILE__).parent_path().parent_path().parent_path();
-}
-
-[[noreturn]] void die(const std::string& why) {
-  std::fprintf(stderr, "validate_bench: %s\n", why.c_str());
-  std::exit(1);
-}
-
-// The demo config's pipelines, as `kpipe run config/kpipe.yaml` loads them.
-const config::Config& demoConfig() {
-  static const config::Config config = [] {
-    const fs::path file = sourceDir() / "config" / "kpipe.yaml";
-    config::LoadResult loaded = config::loadConfig(file, [](std::string_view) {
-      return std::nullopt;  // the defaults of kpipe.yaml
-    });
-    if (!loaded.ok()) die(file.string() + ": " + loaded.errors.front().str());
-    return std::move(*loaded.config);
-  }();
-  return config;
-}
-
-const config::PipelineSpec& demoPipeline(const std::string& name) {
-  for (const config::PipelineSpec& p : demoConfig().pipelines) {
-    if (p.name == name) return p;
-  }
-  die("no pipeline " + name + " in config/");
-}
+using bench::demoPipeline;
+using bench::die;
+using bench::reportCounters;
+using bench::uuid;
 
 schema::SchemaPtr compile(const fs::path& file) {
   auto compiled = schema::compileFile(file);
@@ -73,17 +44,6 @@ const schema::Schema& userEventSchema() {
   return *schema;
 }
 
-std::string uuid(std::mt19937_64& rng) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 32; ++i) {
-    if (i == 8 || i == 12 || i == 16 || i == 20) out += '-';
-    out += kHex[rng() & 15];
-  }
-  return out;
-}
-
-// As tools/gen_events.py: valid user events, or ones the schema refuses (kinds in turn).
 std::vector<std::string> userEvents(bool valid, size_t n) {
   static constexpr const char* kTypes[] = {"user.signed_up", "user.updated", "user.deleted"};
   static constexpr const char* kPlans[] = {"free", "pro", "team"};
@@ -144,49 +104,6 @@ std::vector<std::string> payments(bool valid, size_t n) {
   return out;
 }
 
-size_t totalBytes(const std::vector<std::string>& messages) {
-  size_t bytes = 0;
-  for (const auto& m : messages) bytes += m.size();
-  return bytes;
-}
-
-void reportCounters(benchmark::State& state, const std::vector<std::string>& messages) {
-  const auto rounds = static_cast<int64_t>(state.iterations());
-  state.SetItemsProcessed(rounds * static_cast<int64_t>(messages.size()));
-  state.SetBytesProcessed(rounds * static_cast<int64_t>(totalBytes(messages)));
-  state.counters["avg_msg_bytes"] =
-      static_cast<double>(totalBytes(messages)) / static_cast<double>(messages.size());
-}
-
-// The router's parse: a pooled allocator recycled per message, iterative, strict UTF-8.
-class Parser {
- public:
-  Parser()
-      : buffer_(size_t{64} << 10),
-        stack_buffer_(size_t{16} << 10),
-        allocator_(buffer_.data(), buffer_.size()),
-        stack_allocator_(stack_buffer_.data(), stack_buffer_.size()),
-        document_(&allocator_, 1024, &stack_allocator_) {}
-
-  const rapidjson::Value& parse(const std::string& text) {
-    allocator_.Clear();
-    stack_allocator_.Clear();
-    document_.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(
-        text.data(), text.size());
-    if (document_.HasParseError()) die("not JSON: " + text);
-    return document_;
-  }
-
- private:
-  std::vector<char> buffer_;
-  std::vector<char> stack_buffer_;
-  rapidjson::MemoryPoolAllocator<> allocator_;
-  rapidjson::MemoryPoolAllocator<> stack_allocator_;
-  rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
-                             rapidjson::MemoryPoolAllocator<>>
-      document_;
-};
-
 constexpr size_t kMessages = 1000;
 
 // Validates like the router: failures collected (at most 16) and explained when invalid.
@@ -203,12 +120,12 @@ void BM_ParseValidate(benchmark::State& state, bool valid) {
   const std::vector<std::string> messages = userEvents(valid, kMessages);
   const schema::Schema& schema = userEventSchema();
   schema::Validator validator;
-  Parser parser;
+  pipeline::detail::PooledParser parser;
   std::vector<schema::Failure> failures;
   std::string reason;
   for (auto _ : state) {
     for (const std::string& message : messages) {
-      if (check(validator, schema, parser.parse(message), failures, reason) != valid) {
+      if (check(validator, schema, bench::parseOrDie(parser, message), failures, reason) != valid) {
         state.SkipWithError("unexpected verdict");
         return;
       }
@@ -288,5 +205,3 @@ BENCHMARK_CAPTURE(BM_Route, payments_invalid, std::string("payments"), false);
 
 }  // namespace
 }  // namespace kpipe
-
-BENCHMARK_MAIN();
