@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace kpipe::dedup {
 
@@ -39,8 +40,9 @@ namespace kpipe::dedup {
 // (at-least-once), never the other way round.
 //
 // Memory: the slot array starts small and doubles (rehashing, which drops expired ids) up to
-// the capacity that max_entries needs; growing from 8M to 16M slots takes a pause of the order
-// of 100 ms on the session's thread. Operations are O(1) and allocate nothing otherwise.
+// the capacity that max_entries needs, on huge pages once it is 2 MiB or more; growing from 8M
+// to 16M slots takes a pause of the order of 100 ms on the session's thread. Operations are
+// O(1) and allocate nothing otherwise.
 //
 // Not thread-safe: one per pipeline session, used on that pipeline's io_context thread.
 class MemoryTable {
@@ -58,6 +60,8 @@ class MemoryTable {
 
   // Slots held: live ids and expired ones not yet swept. At most max_entries.
   size_t size() const { return used_; }
+  // Bytes of the slot array (mapped directly, so malloc's statistics do not count them).
+  size_t bytes() const { return capacity_ * sizeof(Slot); }
   uint64_t evictedForTest() const { return evicted_; }
 
  private:
@@ -68,6 +72,27 @@ class MemoryTable {
     uint64_t meta = 0;
   };
   static_assert(sizeof(Slot) == 16);
+
+  // The slot array: zeroed pages straight from mmap, on transparent huge pages from 2 MiB up.
+  // Each growth writes every page of a new array once: on 4 KiB pages that is a page fault per
+  // 256 slots, which was half the time of filling a table (dedup_bench, docs/BENCHMARKS.md).
+  class SlotArray {
+   public:
+    SlotArray() = default;
+    explicit SlotArray(size_t count);
+    SlotArray(SlotArray&& other) noexcept
+        : slots_(std::exchange(other.slots_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+    SlotArray& operator=(SlotArray&& other) noexcept;
+    SlotArray(const SlotArray&) = delete;
+    SlotArray& operator=(const SlotArray&) = delete;
+    ~SlotArray();
+    Slot& operator[](size_t i) { return slots_[i]; }
+    const Slot& operator[](size_t i) const { return slots_[i]; }
+
+   private:
+    Slot* slots_ = nullptr;
+    size_t bytes_ = 0;  // of the mapping
+  };
 
   uint64_t nowMs() const;
   size_t find(uint64_t key, uint64_t tag) const;  // capacity_ when absent
@@ -84,7 +109,7 @@ class MemoryTable {
   std::chrono::steady_clock::time_point epoch_;
   size_t max_capacity_;
   size_t capacity_;  // a power of two
-  std::unique_ptr<Slot[]> slots_;
+  SlotArray slots_;
   size_t used_ = 0;
   size_t hand_ = 0;  // the sweep's next slot
   uint64_t random_ = 0x9e3779b97f4a7c15ULL;

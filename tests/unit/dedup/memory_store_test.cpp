@@ -102,6 +102,8 @@ TEST(MemoryTableTest, GrowsWithoutForgettingIds) {
   }
   EXPECT_EQ(store.size(), 60'000u);
   EXPECT_EQ(store.evictedForTest(), 0u);
+  // 131072 slots: the last growth took the huge-page-aligned mapping (2 MiB and more).
+  EXPECT_EQ(store.bytes(), size_t{2} << 20);
   for (int i = 0; i < 60'000; ++i) {
     ASSERT_EQ(store.reserve("g" + std::to_string(i), 1min), ReserveResult::Done) << i;
   }
