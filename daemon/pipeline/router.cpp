@@ -3,6 +3,7 @@
 #include "daemon/schema/resolve.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -19,6 +20,25 @@ constexpr size_t kMaxQuotedValue = 60;
 // RFC 6901 pointers parse with rapidjson::Pointer; the loader already checked their syntax.
 constexpr unsigned kParseFlags =
     rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+// ASCII text is valid UTF-8: RapidJSON's check, byte by byte inside every string, has nothing
+// to find in it (3% of the io thread's time in the end-to-end benchmark, for events that are
+// nearly always ASCII).
+constexpr unsigned kAsciiParseFlags = rapidjson::kParseIterativeFlag;
+
+// No byte with the high bit set. Eight bytes a step: the loop is cheaper than one string's
+// byte-by-byte check.
+bool isAscii(const char* text, size_t size) {
+  constexpr uint64_t kHighBits = 0x8080808080808080ULL;
+  uint64_t seen = 0;
+  size_t i = 0;
+  for (; i + sizeof(uint64_t) <= size; i += sizeof(uint64_t)) {
+    uint64_t word;
+    std::memcpy(&word, text + i, sizeof word);
+    seen |= word;
+  }
+  for (; i < size; ++i) seen |= static_cast<unsigned char>(text[i]);
+  return (seen & kHighBits) == 0;
+}
 using detail::kMaxNestingDepth;
 
 const char* typeName(const rapidjson::Value& v) {
@@ -199,7 +219,11 @@ const detail::PooledParser::Document& detail::PooledParser::parse(const char* te
   // The previous document is dead: recycle its memory wholesale.
   allocator_.Clear();
   stack_allocator_.Clear();
-  document_.Parse<kParseFlags>(text, size);
+  if (isAscii(text, size)) {
+    document_.Parse<kAsciiParseFlags>(text, size);
+  } else {
+    document_.Parse<kParseFlags>(text, size);
+  }
   return document_;
 }
 

@@ -60,6 +60,16 @@ TEST_F(RouterTest, ValidEventGoesToOutputKeyedByPointer) {
   EXPECT_FALSE(d.reserved);  // the worker reserves, when the message's turn comes
 }
 
+TEST_F(RouterTest, ValidUtf8BeyondAsciiGoesToOutput) {
+  build(userEvents());
+  // A user id with a 4-byte character: the validating parse, not the ASCII one.
+  std::string value = kValid;
+  value.replace(value.find("u-1"), 3, "u-\xf0\x9f\x99\x82");
+  Decision d = route(value);
+  EXPECT_EQ(d.route, Route::Output) << d.reason;
+  EXPECT_EQ(d.output_key, "u-\xf0\x9f\x99\x82");
+}
+
 TEST_F(RouterTest, DuplicateIsAuditedWithTheIdAndWhatTheStoreSaid) {
   build(userEvents());
   Decision d = route(kValid);
@@ -110,6 +120,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"string", R"("x")", stage::kDecode, "top-level value is a string"},
         BadInput{"invalid_utf8", "{\"user_id\":\"\xff\xfe\"}", stage::kDecode, "not valid JSON"},
         BadInput{"bom", "\xef\xbb\xbf{}", stage::kDecode, "not valid JSON"},
+        // Past the first eight-byte words of the ASCII check, and in its byte-wise tail.
+        BadInput{"invalid_utf8_late", "{\"user_id\":\"u-123456789012345\",\"x\":\"\xc3\x28\"}",
+                 stage::kDecode, "not valid JSON"},
+        BadInput{"invalid_utf8_tail", "{\"user_id\":\"u\",\"x\":\"ab\xff\"}", stage::kDecode,
+                 "not valid JSON"},
         BadInput{"huge_number", R"({"user_id":"u","n":1e400})", stage::kDecode, "not valid JSON"},
         BadInput{"nul_in_string", std::string("{\"user_id\":\"u\0v\"}", 17), stage::kDecode,
                  "NUL byte"},
