@@ -247,6 +247,8 @@ class MemorySession final : public Session {
     done({});
   }
   void release(std::string_view id, std::string_view) override { table_->release(id); }
+  // Answers inside the call: no answer can be lost, so no owner is needed to find it again.
+  bool usesOwner() const override { return false; }
 
  private:
   std::shared_ptr<MemoryTable> table_;

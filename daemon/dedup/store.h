@@ -61,6 +61,9 @@ class Session {
   virtual void confirm(std::string_view id, ConfirmDone done) = 0;
   // Best effort, no answer: a reservation that is not released expires.
   virtual void release(std::string_view id, std::string_view owner) = 0;
+  // False for a store that ignores `owner`: callers may then pass an empty one and skip
+  // formatting it for every message.
+  virtual bool usesOwner() const { return true; }
 };
 
 class Store {

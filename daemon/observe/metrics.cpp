@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <sstream>
 
 namespace kpipe::observe {
@@ -148,6 +149,25 @@ std::string Metrics::serialize() const {
   std::ostringstream out;
   serializer.Serialize(out, registry_->Collect());
   return out.str();
+}
+
+HistogramBatch::HistogramBatch(prometheus::Histogram& histogram,
+                               const prometheus::Histogram::BucketBoundaries& boundaries)
+    : histogram_(histogram), boundaries_(boundaries), counts_(boundaries.size() + 1, 0.0) {}
+
+void HistogramBatch::observe(double value) {
+  const auto bucket = std::lower_bound(boundaries_.begin(), boundaries_.end(), value);
+  counts_[static_cast<size_t>(bucket - boundaries_.begin())] += 1;
+  sum_ += value;
+  empty_ = false;
+}
+
+void HistogramBatch::flush() {
+  if (empty_) return;
+  histogram_.ObserveMultiple(counts_, sum_);
+  std::fill(counts_.begin(), counts_.end(), 0.0);
+  sum_ = 0;
+  empty_ = true;
 }
 
 PipelineStats::PipelineStats(Metrics& metrics, const std::string& pipeline)

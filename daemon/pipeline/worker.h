@@ -150,7 +150,7 @@ class Worker {
   void onProducerReady();
   void process(rd_kafka_message_t* message);
   void start(InFlight* f);
-  static std::string_view ownerOf(const InFlight* f, std::array<char, 32>& buffer);
+  std::string_view ownerOf(const InFlight* f, std::array<char, 32>& buffer) const;
   void reserve(InFlight* f);
   void onReserved(InFlight* f, const dedup::ReserveReply& reply);
   void effectDone(InFlight* f);
@@ -202,6 +202,9 @@ class Worker {
   std::map<std::pair<std::string_view, std::string_view>, prometheus::Counter*> error_counters_;
   observe::Metrics& metrics_;
   observe::PipelineStats stats_;
+  // Per-message latencies, added to stats_'s histograms once per turn (publishTurn()).
+  observe::HistogramBatch processing_seconds_{stats_.processing, observe::kLatencyBuckets};
+  observe::HistogramBatch end_to_end_seconds_{stats_.end_to_end, observe::kEndToEndBuckets};
 
   // Destruction order matters (reverse of declaration): wakeups, then queues and topic handles,
   // then the clients they belong to.
@@ -244,6 +247,7 @@ class Worker {
   class TurnClock;
   std::optional<TurnTime> turn_time_;
   TurnTime now() const;
+  void publishTurn();
   std::vector<InFlight*> started_;  // released by the scheduler, to start (startNext())
   bool starting_ = false;           // inside startNext()'s loop
   uint64_t generation_ = 0;
