@@ -292,6 +292,13 @@ def committed_offsets(bootstrap, group, topic, partitions):
         consumer.close()
 
 
+def committed_total(bootstrap, group, topic, partitions):
+    """Sum of the committed offsets; a partition with no commit yet counts 0 (python3-kafka
+    gives None for it, which a plain sum() would raise on)."""
+    return sum(offset or 0 for offset in
+               committed_offsets(bootstrap, group, topic, partitions).values())
+
+
 def _offsets(bootstrap, topic, partitions, which):
     from kafka import KafkaConsumer, TopicPartition
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, api_version=(2, 5, 0))

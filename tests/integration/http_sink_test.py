@@ -116,8 +116,8 @@ class HttpSinkTest(unittest.TestCase):
             self.assertEqual(kpipe.metric_sum("kpipe_messages_total"), 0)
             h.wait_for(lambda: kpipe.metric_sum("kpipe_messages_total", outcome="ok") == 2000,
                        90, "every message delivered after the recovery")
-            h.wait_for(lambda: sum(h.committed_offsets(broker.bootstrap, f"{topic}-group", topic,
-                                                       PARTITIONS).values()) == 2000,
+            h.wait_for(lambda: h.committed_total(broker.bootstrap, f"{topic}-group", topic,
+                                                 PARTITIONS) == 2000,
                        30, "committed to the end", interval=0.5)
             self.assertGreater(kpipe.metric_sum("kpipe_errors_total",
                                                 **{"class": "blocking", "stage": "sink"}), 0)

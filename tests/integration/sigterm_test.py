@@ -61,9 +61,9 @@ class SigtermUnderTrafficTest(unittest.TestCase):
             self.assertTrue(done.is_set())
             self.assertGreaterEqual(stops_under_traffic, 2, "the stops missed the traffic")
             want = len(expect["output"]) + len(expect["errors"])
-            h.wait_for(lambda: sum(h.committed_offsets(broker.bootstrap, "sigterm-group",
-                                                       "user-events", PARTITIONS).values()
-                                   ) == len(lines), 120, "all input committed", interval=1)
+            h.wait_for(lambda: h.committed_total(broker.bootstrap, "sigterm-group", "user-events",
+                                                 PARTITIONS) == len(lines),
+                       120, "all input committed", interval=1)
             self.assertEqual(kpipe.stop(), 0, kpipe.log_text())
 
             out = h.kcat_consume(broker.bootstrap, "users")
