@@ -603,6 +603,11 @@ void Worker::start(InFlight* f) {
 
 // ---- dedup (DESIGN.md §1.5): reserve before the effect, confirm after it ----
 
+// Where a message came from, for logs and /status: "partition 3 offset 42".
+std::string Worker::positionOf(const InFlight* f) {
+  return "partition " + std::to_string(f->partition) + " offset " + std::to_string(f->offset);
+}
+
 // Names this copy of the message in the store, so that asking again after a lost answer
 // finds its own reservation. Only the partition and offset: the store adds the process.
 // Empty for a store that ignores it (the memory store).
@@ -649,8 +654,7 @@ void Worker::onReserved(InFlight* f, const dedup::ReserveReply& reply) {
       // duplicate yet. Ask again after a backoff; a holder that crashed lets go when its
       // reservation expires.
       logRateLimited("message id is being processed by another copy, will retry",
-                     "id " + d.id + " (partition " + std::to_string(f->partition) + " offset " +
-                         std::to_string(f->offset) + ")");
+                     "id " + d.id + " (" + positionOf(f) + ")");
       retryLater(f);
       break;
   }
@@ -685,8 +689,7 @@ void Worker::onConfirmed(InFlight* f, std::string_view error) {
     return;
   }
   logRateLimited("dedup confirm failed, will retry",
-                 "store " + store_name_ + ": " + std::string(error) + " (partition " +
-                     std::to_string(f->partition) + " offset " + std::to_string(f->offset) + ")");
+                 "store " + store_name_ + ": " + std::string(error) + " (" + positionOf(f) + ")");
   retryLater(f);
 }
 
@@ -926,10 +929,9 @@ void Worker::blockingFailure(InFlight* f, std::string_view failed_stage,
     discard(f);
     return;
   }
-  logRateLimited("blocking failure, will retry",
-                 std::string(failed_stage) + ": " + reason + " (partition " +
-                     std::to_string(f->partition) + " offset " + std::to_string(f->offset) +
-                     ", attempt " + std::to_string(f->attempts + 1) + ")");
+  logRateLimited("blocking failure, will retry", std::string(failed_stage) + ": " + reason + " (" +
+                                                     positionOf(f) + ", attempt " +
+                                                     std::to_string(f->attempts + 1) + ")");
   // The effect did not happen: the id is given back, and taken again before the next attempt
   // (another copy may have done it meanwhile: then this one is a duplicate).
   releaseReservation(f);
@@ -1435,8 +1437,7 @@ void Worker::recycle(InFlight* f) {
 // The last failure, for /status: what an operator asks first about a pipeline that is stuck.
 void Worker::noteError(const InFlight* f, std::string_view stage_name, std::string_view reason) {
   last_error_.assign(stage_name).append(": ").append(reason);
-  last_error_ +=
-      " (partition " + std::to_string(f->partition) + " offset " + std::to_string(f->offset) + ")";
+  last_error_ += " (" + positionOf(f) + ")";
   last_error_at_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();

@@ -150,6 +150,7 @@ class Worker {
   void onProducerReady();
   void process(rd_kafka_message_t* message);
   void start(InFlight* f);
+  static std::string positionOf(const InFlight* f);
   std::string_view ownerOf(const InFlight* f, std::array<char, 32>& buffer) const;
   void reserve(InFlight* f);
   void onReserved(InFlight* f, const dedup::ReserveReply& reply);
