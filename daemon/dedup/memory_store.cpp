@@ -25,6 +25,8 @@ constexpr int kRunSlots = 4;
 constexpr size_t kInitialCapacity = 1024;
 // A bound that no machine's memory reaches (over 16 TiB of slots): sizing cannot overflow.
 constexpr uint64_t kMaxEntriesCap = uint64_t{1} << 40;
+// Slot arrays from this size up are mapped on transparent huge pages (SlotArray).
+constexpr size_t kHugePage = size_t{2} << 20;
 
 uint64_t expiryOf(uint64_t meta) { return (meta >> 1) & kMaxExpiry; }
 bool isDone(uint64_t meta) { return (meta & 1) != 0; }
@@ -45,10 +47,6 @@ uint64_t pack(uint64_t tag, uint64_t expires, bool done) {
 // 2 MiB and advised onto huge pages, which the kernel grants when its THP mode is `always` or
 // `madvise` (the default of Debian's kernels); otherwise they stay on 4 KiB pages and work the
 // same. Lookups gain nothing measurable (each is a cache miss either way); growth does.
-namespace {
-constexpr size_t kHugePage = size_t{2} << 20;
-}
-
 MemoryTable::SlotArray::SlotArray(size_t count) {
   const size_t bytes = count * sizeof(Slot);
   const bool huge = bytes >= kHugePage;

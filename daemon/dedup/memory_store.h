@@ -78,7 +78,6 @@ class MemoryTable {
   // 256 slots, which was half the time of filling a table (dedup_bench, docs/BENCHMARKS.md).
   class SlotArray {
    public:
-    SlotArray() = default;
     explicit SlotArray(size_t count);
     SlotArray(SlotArray&& other) noexcept
         : slots_(std::exchange(other.slots_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
