@@ -52,6 +52,7 @@ def padded_to(size):
 CASES = {
     "empty": (b"", b"u-1", "decode", "empty value"),
     "tombstone": (None, b"u-1", "decode", "tombstone"),
+    "null_key": (b"", None, "decode", "empty value"),  # no key at all, not an empty one
     "truncated": (event()[:-7], b"u-1", "decode", "not valid JSON"),
     "bom": (b"\xef\xbb\xbf" + event(), b"u-1", "decode", "byte order mark"),
     "nul_inside": (event().replace(b'"u-1"', b'"u\x00-1"'), b"u-1", "decode", "NUL byte"),
@@ -115,13 +116,23 @@ class BadInputTest(unittest.TestCase):
         errors = {r["headers"].get("case"): r for r in
                   h.kcat_consume(self.broker.bootstrap, "events.errors")}
         rows = []
-        for name, (value, _, stage, reason) in CASES.items():
+        for name, (value, key, stage, reason) in CASES.items():
             self.assertIn(name, errors, f"{name} is not in the error topic")
             record = errors[name]
             got_stage = record["headers"].get("kpipe.error.stage")
             got_reason = record["headers"].get("kpipe.error.reason", "")
             self.assertEqual(got_stage, stage, f"{name}: {got_reason}")
             self.assertIn(reason, got_reason, name)
+            # The error record is the input record, byte for byte: a null key or value stays
+            # null (kcat -J says null), an empty one stays empty.
+            expected_key = None if key is None else key.decode()
+            self.assertEqual(record["key"], expected_key, name)
+            got_value = record["value"]
+            if value is None:
+                self.assertIsNone(got_value, name)
+            else:
+                self.assertIsNotNone(got_value, name)
+                self.assertEqual(got_value.encode("utf-8", "surrogateescape"), value, name)
             rows.append(f"{name:16} {len(value or b''):7} B  {stage:7} {got_reason[:90]}")
         print("\n".join(rows), file=sys.stderr)
         out = h.kcat_consume(self.broker.bootstrap, "events.out")
