@@ -621,7 +621,7 @@ std::string_view Worker::ownerOf(const InFlight* f, std::array<char, 32>& buffer
 
 // The answer may come inside this call (memory store) or later: nothing touches `f` after it.
 void Worker::reserve(InFlight* f) {
-  std::array<char, 32> owner;
+  std::array<char, 32> owner{};
   session_->reserve(f->decision.id, ownerOf(f, owner),
                     [this, f](const dedup::ReserveReply& reply) { onReserved(f, reply); });
 }
@@ -698,7 +698,7 @@ void Worker::onConfirmed(InFlight* f, std::string_view error) {
 void Worker::releaseReservation(InFlight* f) {
   Decision& d = f->decision;
   if (!d.reserved || !session_) return;
-  std::array<char, 32> owner;
+  std::array<char, 32> owner{};
   session_->release(d.id, ownerOf(f, owner));
   d.reserved = false;
 }
@@ -724,9 +724,10 @@ void Worker::sendToSink(InFlight* f) {
     }
   }
   f->sent_at = std::chrono::steady_clock::now();
-  sink_->send(message, [this, f, alive = std::weak_ptr<char>(alive_)](sinks::SendResult result) {
-    if (!alive.expired()) onSinkResult(f, std::move(result));
-  });
+  sink_->send(message,
+              [this, f, alive = std::weak_ptr<char>(alive_)](const sinks::SendResult& result) {
+                if (!alive.expired()) onSinkResult(f, result);
+              });
 }
 
 // The producer queue is full: keep `f` (in order) and pause fetching until it drains.
@@ -886,7 +887,7 @@ void Worker::delivered(InFlight* f, rd_kafka_resp_err_t err) {
   blockingFailure(f, failed_stage, rd_kafka_err2str(err));
 }
 
-void Worker::onSinkResult(InFlight* f, sinks::SendResult result) {
+void Worker::onSinkResult(InFlight* f, const sinks::SendResult& result) {
   if (closed_) return;  // the pool dies with the worker
   observeSink(f);
   switch (result.status) {
@@ -1265,7 +1266,8 @@ void Worker::updateLag() {
     // message is at most that old, so the figure errs on the side of alarm.
     const int64_t oldest_ms = state->tracker.oldestPendingTimestamp();
     double seconds = 0;
-    if (lag > 0 && oldest_ms > 0) seconds = std::max<double>(0, (now_ms - oldest_ms) / 1000.0);
+    if (lag > 0 && oldest_ms > 0)
+      seconds = std::max(0.0, (now_ms - static_cast<double>(oldest_ms)) / 1000.0);
     state->lag_seconds.Set(seconds);
     if (retention_ms_) {
       if (state->headroom == nullptr) {

@@ -165,7 +165,7 @@ class Worker {
   bool produce(InFlight* f);
   void delivered(InFlight* f, rd_kafka_resp_err_t err);
   void sendToSink(InFlight* f);
-  void onSinkResult(InFlight* f, sinks::SendResult result);
+  void onSinkResult(InFlight* f, const sinks::SendResult& result);
   void blockingFailure(InFlight* f, std::string_view failed_stage, const std::string& reason);
   prometheus::Counter& errorCounter(std::string_view cls, std::string_view stage_name);
   void observeSink(const InFlight* f);
