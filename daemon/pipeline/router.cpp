@@ -39,7 +39,6 @@ bool isAscii(const char* text, size_t size) {
   for (; i < size; ++i) seen |= static_cast<unsigned char>(text[i]);
   return (seen & kHighBits) == 0;
 }
-using detail::kMaxNestingDepth;
 
 const char* typeName(const rapidjson::Value& v) {
   switch (v.GetType()) {
@@ -270,52 +269,64 @@ std::optional<std::string> Router::readScalar(const Pointer& p, std::string_view
          (allow_number ? " or a number" : "");
 }
 
-void Router::route(const char* value, size_t size, Decision& d) {
-  d.clear();
-  if (value == nullptr)
-    return fail(d, stage::kDecode, "empty value (tombstone): nothing to decode");
-  if (size > spec_.max_message_bytes) {
-    return fail(d, stage::kSize,
-                "value of " + std::to_string(size) + " bytes is over max_message_bytes (" +
-                    std::to_string(spec_.max_message_bytes) + ")");
+namespace detail {
+const PooledParser::Document* decode(PooledParser& parser, const char* value, size_t size,
+                                     size_t max_bytes, DecodeFailure& failure) {
+  auto fail = [&failure](std::string_view stage, std::string reason) {
+    failure.stage = stage;
+    failure.reason = std::move(reason);
+    return nullptr;
+  };
+  if (value == nullptr) return fail(stage::kDecode, "empty value (tombstone): nothing to decode");
+  if (size > max_bytes) {
+    return fail(stage::kSize, "value of " + std::to_string(size) +
+                                  " bytes is over max_message_bytes (" + std::to_string(max_bytes) +
+                                  ")");
   }
-  if (size == 0) return fail(d, stage::kDecode, "empty value: expected a JSON object");
+  if (size == 0) return fail(stage::kDecode, "empty value: expected a JSON object");
   // RapidJSON would skip a byte order mark; JSON on the wire must not carry one (RFC 8259 §8.1)
   // and other consumers of the same topic would choke on it, so it is flagged here.
   if (size >= 3 && std::string_view(value, 3) == "\xEF\xBB\xBF") {
-    return fail(d, stage::kDecode, "not valid JSON at byte 0: UTF-8 byte order mark");
+    return fail(stage::kDecode, "not valid JSON at byte 0: UTF-8 byte order mark");
   }
-
   // No JSON text holds a NUL byte (control characters in strings must be escaped), and
   // RapidJSON's in-memory stream reads one as the end of the input: `{...}\0garbage` would pass.
   if (const void* nul = std::memchr(value, '\0', size)) {
-    return fail(d, stage::kDecode,
-                "not valid JSON at byte " + std::to_string(static_cast<const char*>(nul) - value) +
-                    ": NUL byte");
+    return fail(stage::kDecode, "not valid JSON at byte " +
+                                    std::to_string(static_cast<const char*>(nul) - value) +
+                                    ": NUL byte");
   }
-  if (detail::nestsDeeperThan(value, size, kMaxNestingDepth)) {
-    return fail(d, stage::kDecode,
+  if (nestsDeeperThan(value, size, kMaxNestingDepth)) {
+    return fail(stage::kDecode,
                 "JSON nested deeper than " + std::to_string(kMaxNestingDepth) + " levels");
   }
+  const PooledParser::Document& document = parser.parse(value, size);
+  if (document.HasParseError()) {
+    return fail(stage::kDecode, std::string("not valid JSON at byte ") +
+                                    std::to_string(document.GetErrorOffset()) + ": " +
+                                    rapidjson::GetParseError_En(document.GetParseError()));
+  }
+  if (!document.IsObject()) {
+    return fail(stage::kDecode,
+                std::string("top-level value is ") + typeName(document) + ", expected an object");
+  }
+  if (auto pointer = duplicateMember(document)) {
+    return fail(stage::kDecode, "member " + *pointer +
+                                    " is written twice in one object (readers disagree on "
+                                    "which one counts)");
+  }
+  return &document;
+}
+}  // namespace detail
 
+void Router::route(const char* value, size_t size, Decision& d) {
+  d.clear();
   try {
-    const detail::PooledParser::Document& document = parser_.parse(value, size);
-    if (document.HasParseError()) {
-      return fail(d, stage::kDecode,
-                  std::string("not valid JSON at byte ") +
-                      std::to_string(document.GetErrorOffset()) + ": " +
-                      rapidjson::GetParseError_En(document.GetParseError()));
-    }
-    if (!document.IsObject()) {
-      return fail(d, stage::kDecode,
-                  std::string("top-level value is ") + typeName(document) + ", expected an object");
-    }
-    if (auto pointer = detail::duplicateMember(document)) {
-      return fail(d, stage::kDecode,
-                  "member " + *pointer +
-                      " is written twice in one object (readers disagree on "
-                      "which one counts)");
-    }
+    detail::DecodeFailure failure;
+    const detail::PooledParser::Document* decoded =
+        detail::decode(parser_, value, size, spec_.max_message_bytes, failure);
+    if (decoded == nullptr) return fail(d, failure.stage, std::move(failure.reason));
+    const detail::PooledParser::Document& document = *decoded;
     std::string key;
     if (auto reason = readScalar(key_, "key", key, true)) return fail(d, stage::kKey, *reason);
     d.key_hash = std::hash<std::string_view>{}(key);

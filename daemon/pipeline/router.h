@@ -53,7 +53,7 @@ inline constexpr std::string_view kBlocking = "blocking";
 inline constexpr std::string_view kExhausted = "exhausted";
 }  // namespace error_class
 
-// The decode stage's checks around the parse, exposed for tests/bench/decode_bench.cpp.
+// The decode stage and its parts, exposed for tests/bench/decode_bench.cpp.
 namespace detail {
 // Events are shallow; a document nested deeper than this is refused before it is parsed, so
 // that no later stage (valijson's enum/const/items checks recurse) walks a 100,000-deep value.
@@ -86,6 +86,18 @@ class PooledParser {
   rapidjson::MemoryPoolAllocator<> stack_allocator_;
   Document document_;
 };
+
+// Why a value did not decode: the stage (size or decode) and a reason for the error record.
+struct DecodeFailure {
+  std::string_view stage;
+  std::string reason;
+};
+
+// The decode stage: size, byte order mark, NUL and nesting checks, the parse, a top-level
+// object, no member written twice. Returns the document (owned by `parser`, valid until its
+// next parse), or null with `failure` filled. `value` is null for a tombstone.
+const PooledParser::Document* decode(PooledParser& parser, const char* value, size_t size,
+                                     size_t max_bytes, DecodeFailure& failure);
 }  // namespace detail
 
 struct Decision {

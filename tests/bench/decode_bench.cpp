@@ -3,8 +3,8 @@
 // fields; all valid for the demo's user-events schema, which is open):
 //   - Parse: RapidJSON's parse as the router calls it (iterative, strict UTF-8, pooled memory
 //     recycled per message), nothing else
-//   - Decode: the router's decode stage: the NUL and nesting-depth scans before the parse, the
-//     parse, and the duplicate-member check after it
+//   - Decode: the router's decode stage (pipeline::detail::decode): the size, NUL and
+//     nesting-depth checks before the parse, the parse, and the duplicate-member check after it
 //   - RouteNoSchema: Router::route for user-events without its schema: decode, key, id
 //   - Route: Router::route for user-events as configured: decode, key, id, schema
 //   - RouteDecodeError: Router::route of truncated JSON (the error route, reason included)
@@ -16,7 +16,6 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
-#include <cstring>
 #include <random>
 #include <string>
 #include <string_view>
@@ -78,18 +77,14 @@ void BM_Parse(benchmark::State& state, Size size) {
 
 void BM_Decode(benchmark::State& state, Size size) {
   const std::vector<std::string> messages = events(size, kMessages);
+  const size_t max_bytes = userEvents().max_message_bytes;
   pipeline::detail::PooledParser parser;
+  pipeline::detail::DecodeFailure failure;
   for (auto _ : state) {
     for (const std::string& message : messages) {
-      if (std::memchr(message.data(), '\0', message.size()) != nullptr ||
-          pipeline::detail::nestsDeeperThan(message.data(), message.size(),
-                                            pipeline::detail::kMaxNestingDepth)) {
-        state.SkipWithError("refused before the parse");
-        return;
-      }
-      const rapidjson::Value& document = parseOrDie(parser, message);
-      if (!document.IsObject() || pipeline::detail::duplicateMember(document)) {
-        state.SkipWithError("refused after the parse");
+      if (pipeline::detail::decode(parser, message.data(), message.size(), max_bytes, failure) ==
+          nullptr) {
+        state.SkipWithError(("refused: " + failure.reason).c_str());
         return;
       }
     }
