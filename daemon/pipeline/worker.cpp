@@ -572,7 +572,7 @@ void Worker::process(rd_kafka_message_t* message) {
   f->read_at = now().steady;
   router_->route(static_cast<const char*>(message->payload), message->len, f->decision);
   f->timestamp_ms = rd_kafka_message_timestamp(message, nullptr);
-  state.tracker.begin(message->offset, f->timestamp_ms);
+  state.tracker.begin(f->offset, f->timestamp_ms);
   ++inflight_;
   // Every message waits for its turn (key, partition or a free slot) and counts in the
   // partition's bound. One without a key failed before the key stage: an error record that
@@ -784,16 +784,14 @@ bool Worker::produce(InFlight* f) {
       rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
                           static_cast<ssize_t>(value.size()));
     };
-    rd_kafka_timestamp_type_t ts_type;
-    int64_t timestamp = rd_kafka_message_timestamp(in, &ts_type);
     const bool error = d.route == Route::Error;
     add(error ? header::kErrorStage : header::kAuditStage, d.stage);
     add(error ? header::kErrorReason : header::kAuditReason, d.reason);
     if (error) add(header::kErrorClass, d.error_class);
     add(header::kOriginTopic, spec_.input.topic);
-    add(header::kOriginPartition, std::to_string(in->partition));
-    add(header::kOriginOffset, std::to_string(in->offset));
-    add(header::kOriginTimestamp, std::to_string(timestamp));
+    add(header::kOriginPartition, std::to_string(f->partition));
+    add(header::kOriginOffset, std::to_string(f->offset));
+    add(header::kOriginTimestamp, std::to_string(f->timestamp_ms));
     add(header::kPipeline, spec_.name);
     if (f->omit_value) {
       add(header::kErrorValueOmitted,
